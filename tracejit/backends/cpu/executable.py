@@ -1,0 +1,82 @@
+"""The CPU executable: runs a lowered program's steps over its buffers.
+
+Parameters are the caller's arrays, read in place whatever their strides
+(the kernels receive element strides at run time); temporaries live in one
+arena allocated per call; outputs are fresh arrays.  Nothing the caller
+passed in is written.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ...fusion.program import KernelStep, LibraryStep, Program
+from .compiler import NativeCode
+from .render import render_module
+
+ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def _address(arr: np.ndarray) -> int:
+    return arr.__array_interface__["data"][0]
+
+
+class CpuExecutable:
+    def __init__(self, program: Program):
+        self.program = program
+        self.ir_text = render_module(program.kernels, program.name)
+        self.native = NativeCode(self.ir_text)
+        self.kernel_count = len(program.kernels)
+        self._steps = []
+        for step in program.steps:
+            if isinstance(step, KernelStep):
+                fn = ENTRY(self.native.address(step.kernel.name + "_entry"))
+                stride_args = [step.buffers[k]
+                               for k in step.kernel.runtime_stride_args]
+                self._steps.append(("kernel", fn, step.buffers, stride_args))
+            else:
+                self._steps.append(("library", step))
+        self._params = [b for b in program.buffers if b.kind == "param"]
+        self._outputs = sorted((b for b in program.buffers
+                                if b.kind == "output"),
+                               key=lambda b: b.output_index)
+
+    def as_text(self) -> str:
+        return self.ir_text
+
+    def assembly(self) -> str:
+        return self.native.assembly()
+
+    def __call__(self, args: list[np.ndarray]) -> list[np.ndarray]:
+        program = self.program
+        arrays: dict[int, np.ndarray] = {}
+        for buf in self._params:
+            arr = args[buf.param_index]
+            if any(s % arr.itemsize for s in arr.strides):
+                arr = np.ascontiguousarray(arr)   # strides not in elements
+            arrays[buf.id] = arr
+        arena = np.empty(max(program.arena_bytes, 1), np.uint8)
+        for buf in program.buffers:
+            if buf.kind == "temp":
+                view = arena[buf.offset:buf.offset + buf.nbytes]
+                arrays[buf.id] = view.view(buf.dtype).reshape(buf.shape)
+            elif buf.kind == "const":
+                arrays[buf.id] = buf.value
+        outputs = [np.empty(b.shape, b.dtype) for b in self._outputs]
+        for buf, out in zip(self._outputs, outputs):
+            arrays[buf.id] = out
+        for step in self._steps:
+            if step[0] == "kernel":
+                _, fn, buffers, stride_args = step
+                ptrs = (ctypes.c_void_p * len(buffers))(
+                    *[_address(arrays[b]) for b in buffers])
+                strides = [s // arrays[b].itemsize for b in stride_args
+                           for s in arrays[b].strides]
+                packed = (ctypes.c_int64 * max(len(strides), 1))(*strides)
+                fn(ptrs, packed)
+            else:
+                lib = step[1]
+                a, b = (arrays[i] for i in lib.inputs)
+                np.matmul(a, b, out=arrays[lib.output])
+        return [arrays[b] for b in program.outputs]

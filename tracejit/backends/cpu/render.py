@@ -1,0 +1,344 @@
+"""Kernel description -> LLVM IR text.
+
+Each kernel becomes a function taking one ``noalias`` pointer per buffer and
+a pointer to the run-time element strides, plus an ``_entry`` wrapper with a
+uniform signature ``(ptr args, ptr strides)`` for callers.
+
+Loop structure: one counted loop per iteration dimension (kept dimensions
+outside, reduced dimensions inside).  In the innermost loop every access
+whose index is affine in the innermost variable is a base offset plus
+``step * i``; when some steps are only known at run time the innermost loop
+is emitted twice, and the copy taken when those steps are all 1 has constant
+unit strides, which LLVM's loop vectorizer turns into SIMD code.
+"""
+from __future__ import annotations
+
+from ...fusion.kernel import Kernel, ScalarOp, combiner_identity
+from ...layout.indexing import Affine, FloorDiv, IndexMap, Mod, Var
+from . import scalar
+from .scalar import LLVM_TYPE, MEMORY_TYPE, RULES, literal
+
+
+class Emitter:
+    """Accumulates LLVM instructions with fresh SSA names."""
+
+    def __init__(self, declarations: set, helpers: set):
+        self.lines: list[str] = []
+        self.counter = 0
+        self.declarations = declarations
+        self.helpers = helpers
+
+    def fresh(self, hint: str = "t") -> str:
+        self.counter += 1
+        return f"%{hint}{self.counter}"
+
+    def emit(self, rhs: str, hint: str = "t") -> str:
+        name = self.fresh(hint)
+        self.lines.append(f"  {name} = {rhs}")
+        return name
+
+    def raw(self, line: str) -> None:
+        self.lines.append(line if line.endswith(":") else f"  {line}")
+
+    def label(self, hint: str) -> str:
+        self.counter += 1
+        return f"{hint}{self.counter}"
+
+    def declare(self, decl: str) -> None:
+        self.declarations.add(decl)
+
+    def need_helper(self, name: str, t: str) -> None:
+        self.helpers.add((name, t))
+
+
+class KernelRenderer:
+    def __init__(self, kernel: Kernel, declarations: set, helpers: set):
+        self.k = kernel
+        self.e = Emitter(declarations, helpers)
+        self.vars: dict[int, str] = {}          # iteration var -> i64 value
+        self.strides: dict[tuple[int, int], str] = {}
+
+    # ---- index arithmetic ----------------------------------------------
+    def expr(self, ex: Affine) -> str:
+        total = None
+        for atom, coeff in ex.terms:
+            value = self.atom(atom)
+            if coeff != 1:
+                value = self.e.emit(f"mul i64 {value}, {coeff}")
+            total = value if total is None else \
+                self.e.emit(f"add i64 {total}, {value}")
+        if total is None:
+            return str(ex.const)
+        if ex.const:
+            total = self.e.emit(f"add i64 {total}, {ex.const}")
+        return total
+
+    def atom(self, atom) -> str:
+        if isinstance(atom, Var):
+            return self.vars[atom.index]
+        inner = self.expr(atom.expr)
+        op = "udiv" if isinstance(atom, FloorDiv) else "urem"
+        return self.e.emit(f"{op} i64 {inner}, {atom.divisor}")
+
+    def stride(self, arg: int, dim: int) -> str:
+        static = self.k.args[arg].strides
+        if static is not None:
+            return str(static[dim])
+        return self.strides[(arg, dim)]
+
+    def offset(self, arg: int, index: IndexMap) -> str:
+        total = "0"
+        for dim, ex in enumerate(index.exprs):
+            term = self.expr(ex)
+            if term == "0":
+                continue
+            stride = self.stride(arg, dim)
+            if stride != "1":
+                term = self.e.emit(f"mul i64 {term}, {stride}")
+            total = term if total == "0" else \
+                self.e.emit(f"add i64 {total}, {term}")
+        return total
+
+    def split(self, arg: int, index: IndexMap, inner: int | None):
+        """(base offset without the inner var, step per inner iteration),
+        or None when the inner var sits inside a division or modulo."""
+        if inner is None:
+            return None
+        static_step, dynamic = 0, []
+        zeroed = []
+        for dim, ex in enumerate(index.exprs):
+            coeff = ex.coeff(Var(inner))
+            rest = Affine(tuple(t for t in ex.terms if t[0] != Var(inner)),
+                          ex.const)
+            if inner in rest.variables():
+                return None
+            zeroed.append(rest)
+            if not coeff:
+                continue
+            static = self.k.args[arg].strides
+            if static is not None:
+                static_step += static[dim] * coeff
+            else:
+                stride = self.strides[(arg, dim)]
+                dynamic.append(stride if coeff == 1 else
+                               self.e.emit(f"mul i64 {stride}, {coeff}"))
+        step = str(static_step)
+        for term in dynamic:
+            step = term if step == "0" else \
+                self.e.emit(f"add i64 {step}, {term}")
+        base = self.offset(arg, IndexMap(index.extents, tuple(zeroed)))
+        return base, step
+
+    # ---- memory --------------------------------------------------------
+    def address(self, arg: int, offset: str) -> str:
+        t = MEMORY_TYPE[self.k.args[arg].dtype]
+        return self.e.emit(f"getelementptr inbounds {t}, ptr %a{arg}, "
+                           f"i64 {offset}")
+
+    def load(self, arg: int, offset: str) -> str:
+        dtype = self.k.args[arg].dtype
+        ptr = self.address(arg, offset)
+        value = self.e.emit(f"load {MEMORY_TYPE[dtype]}, ptr {ptr}")
+        if dtype == "bool":
+            value = self.e.emit(f"icmp ne i8 {value}, 0")
+        return value
+
+    def store(self, arg: int, offset: str, value: str) -> None:
+        dtype = self.k.args[arg].dtype
+        if dtype == "bool":
+            value = self.e.emit(f"zext i1 {value} to i8")
+        ptr = self.address(arg, offset)
+        self.e.raw(f"store {MEMORY_TYPE[dtype]} {value}, ptr {ptr}")
+
+    # ---- scalar programs -------------------------------------------------
+    def scalar_ops(self, ops: tuple[ScalarOp, ...], offsets, reduced=None):
+        values: list[str] = []
+        for k, op in enumerate(ops):
+            if op.op == "load":
+                values.append(self.load(op.arg, offsets[k]))
+            elif op.op == "const":
+                values.append(literal(op.value, op.dtype))
+            elif op.op == "reduced":
+                acc, acc_dtype = reduced[op.args[0]]
+                t = LLVM_TYPE[acc_dtype]
+                v = self.e.emit(f"load {t}, ptr {acc}")
+                values.append(scalar.convert(self.e, v, acc_dtype, op.dtype))
+            else:
+                args = [values[a] for a in op.args]
+                dtypes = [ops[a].dtype for a in op.args]
+                values.append(RULES[op.op](self.e, args, dtypes, op.dtype))
+        return values
+
+    # ---- loops -----------------------------------------------------------
+    def loop(self, var: int, body) -> None:
+        """``for i_var in range(extent): body()`` with an alloca counter."""
+        e = self.e
+        extent = self.k.shape[var]
+        slot = self.alloca("i64")
+        e.raw(f"store i64 0, ptr {slot}")
+        cond, block, end = e.label("cond"), e.label("body"), e.label("end")
+        e.raw(f"br label %{cond}")
+        e.raw(f"{cond}:")
+        i = e.emit(f"load i64, ptr {slot}", "i")
+        e.raw(f"br i1 {e.emit(f'icmp slt i64 {i}, {extent}')}, "
+              f"label %{block}, label %{end}")
+        e.raw(f"{block}:")
+        self.vars[var] = i
+        body()
+        e.raw(f"store i64 {e.emit(f'add nuw nsw i64 {i}, 1')}, ptr {slot}")
+        e.raw(f"br label %{cond}")
+        e.raw(f"{end}:")
+
+    def alloca(self, t: str) -> str:
+        name = self.e.fresh("slot")
+        self.allocas.append(f"  {name} = alloca {t}")
+        return name
+
+    def nest(self, dims: list[int], innermost) -> None:
+        if not dims:
+            innermost()
+            return
+        self.loop(dims[0], lambda: self.nest(dims[1:], innermost))
+
+    def innermost_versions(self, inner: int | None, per_point) -> None:
+        """Emit the innermost loop, twice when run-time steps exist."""
+        accesses = [(k, op.arg, op.index) for k, op in enumerate(self.k.ops)
+                    if op.op == "load"]
+        if not self.k.reductions:
+            accesses += [(("store", n), st.arg, st.index)
+                         for n, st in enumerate(self.k.stores)]
+        splits = {key: self.split(arg, idx, inner)
+                  for key, arg, idx in accesses}
+        runtime_steps = [s[1] for s in splits.values()
+                         if s is not None and not _is_int(s[1])]
+
+        def body(unit: bool):
+            offsets = {}
+            for key, arg, idx in accesses:
+                sp = splits[key]
+                if sp is None:
+                    offsets[key] = self.offset(arg, idx)
+                    continue
+                base, step = sp
+                if unit and not _is_int(step):
+                    step = "1"
+                moved = self.vars[inner] if step == "1" else \
+                    self.e.emit(f"mul i64 {self.vars[inner]}, {step}")
+                offsets[key] = moved if base == "0" else \
+                    self.e.emit(f"add i64 {base}, {moved}")
+            per_point(offsets)
+
+        if inner is None:
+            body(False)
+            return
+        if not runtime_steps:
+            self.loop(inner, lambda: body(False))
+            return
+        e = self.e
+        unit = "true"
+        for step in runtime_steps:
+            unit = e.emit(f"and i1 {unit}, {e.emit(f'icmp eq i64 {step}, 1')}")
+        fast, slow, done = e.label("unit"), e.label("strided"), e.label("join")
+        e.raw(f"br i1 {unit}, label %{fast}, label %{slow}")
+        e.raw(f"{fast}:")
+        self.loop(inner, lambda: body(True))
+        e.raw(f"br label %{done}")
+        e.raw(f"{slow}:")
+        self.loop(inner, lambda: body(False))
+        e.raw(f"br label %{done}")
+        e.raw(f"{done}:")
+
+    # ---- the function ----------------------------------------------------
+    def render(self) -> str:
+        k, e = self.k, self.e
+        self.allocas: list[str] = []
+        for arg, slot in k.stride_slots().items():
+            for dim in range(len(k.args[arg].shape)):
+                ptr = e.emit(f"getelementptr inbounds i64, ptr %strides, "
+                             f"i64 {slot + dim}")
+                self.strides[(arg, dim)] = e.emit(f"load i64, ptr {ptr}", "s")
+        if k.reductions:
+            self.render_reduction()
+        else:
+            dims = list(range(len(k.shape)))
+            inner = dims[-1] if dims else None
+            self.nest(dims[:-1], lambda: self.innermost_versions(
+                inner, self.elementwise_point))
+        params = ", ".join(f"ptr noalias %a{n}" for n in range(len(k.args)))
+        head = (f"define internal void @{k.name}({params}, "
+                f"ptr noalias %strides) nounwind {{\nentry:")
+        return "\n".join([head] + self.allocas + e.lines +
+                         ["  ret void", "}"]) + "\n" + self.entry()
+
+    def elementwise_point(self, offsets) -> None:
+        values = self.scalar_ops(self.k.ops, offsets)
+        for n, st in enumerate(self.k.stores):
+            self.store(st.arg, offsets[("store", n)], values[st.value])
+
+    def render_reduction(self) -> None:
+        k, e = self.k, self.e
+        accs = []
+        for red in k.reductions:
+            slot = self.alloca(LLVM_TYPE[red.acc_dtype])
+            accs.append((slot, red.acc_dtype))
+        reduce_dims = list(k.reduce_axes)
+
+        def accumulate(offsets):
+            values = self.scalar_ops(k.ops, offsets)
+            for red, (slot, acc_dtype) in zip(k.reductions, accs):
+                v = scalar.convert(e, values[red.value],
+                                   k.ops[red.value].dtype, acc_dtype)
+                t = LLVM_TYPE[acc_dtype]
+                acc = e.emit(f"load {t}, ptr {slot}")
+                rule = RULES[_COMBINE[red.combiner]]
+                e.raw(f"store {t} {rule(e, [acc, v], [acc_dtype] * 2, acc_dtype)}"
+                      f", ptr {slot}")
+
+        def output_point():
+            for red, (slot, acc_dtype) in zip(k.reductions, accs):
+                ident = combiner_identity(red.combiner, acc_dtype)
+                e.raw(f"store {LLVM_TYPE[acc_dtype]} "
+                      f"{literal(ident, acc_dtype)}, ptr {slot}")
+            inner = reduce_dims[-1]
+            self.nest(reduce_dims[:-1], lambda: self.innermost_versions(
+                inner, accumulate))
+            values = self.scalar_ops(k.epilogue, {}, accs)
+            for st in k.stores:
+                self.store(st.arg, self.offset(st.arg, st.index),
+                           values[st.value])
+
+        self.nest(list(k.kept_axes), output_point)
+
+    def entry(self) -> str:
+        k = self.k
+        lines = [f"define void @{k.name}_entry(ptr %args, ptr %strides) "
+                 "nounwind {", "entry:"]
+        names = []
+        for n in range(len(k.args)):
+            lines.append(f"  %p{n}.addr = getelementptr inbounds ptr, "
+                         f"ptr %args, i64 {n}")
+            lines.append(f"  %p{n} = load ptr, ptr %p{n}.addr")
+            names.append(f"ptr %p{n}")
+        lines.append(f"  call void @{k.name}({', '.join(names)}, "
+                     "ptr %strides)")
+        lines += ["  ret void", "}"]
+        return "\n".join(lines) + "\n"
+
+
+_COMBINE = {"add": "add", "mul": "mul", "max": "max", "min": "min"}
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def render_module(kernels: list[Kernel], name: str = "tracejit") -> str:
+    """One LLVM module holding every kernel of a program."""
+    declarations: set = set()
+    helpers: set = set()
+    bodies = [KernelRenderer(k, declarations, helpers).render()
+              for k in kernels]
+    head = [f"; ModuleID = '{name}'"]
+    head += sorted(declarations)
+    head += [scalar.ipow_helper(t) for _, t in sorted(helpers)]
+    return "\n".join(head) + "\n\n" + "\n".join(bodies)

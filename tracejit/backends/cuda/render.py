@@ -1,0 +1,397 @@
+"""CUDA C source text for a fusion Kernel.
+
+Why this module exists: the CUDA backend compiles kernels at run time with
+NVRTC (through CuPy), which takes C++ source.  This is the one place that
+turns the backend-neutral :class:`~tracejit.fusion.kernel.Kernel` into it.
+It owns two concerns:
+
+* loop structure: a grid-stride loop over the flat iteration space, or, for
+  reductions, one thread per output point with a serial inner loop (in its
+  own function, so a block-per-row variant can sit beside it later);
+* scalar semantics: C++ leaves integer overflow, division by zero, wide
+  shifts and out-of-range float-to-int casts undefined, and nvcc contracts
+  multiplies into FMAs.  Each op renders as a plain C operator where C
+  agrees with numpy, else as a PRELUDE helper spelling numpy's rule out
+  (see the comment above SCALAR_OPS).  Float multiplies use ``__fmul_rn`` /
+  ``__dmul_rn`` (IEEE, never fused); math uses the accurate library
+  functions, never fast-math intrinsics.
+
+It reads only the kernel description and index expressions, so it can be
+tested on hand-built kernels on a machine without a GPU.
+"""
+from __future__ import annotations
+
+import math
+import re
+from string import Template
+
+import numpy as np
+
+from ...fusion.kernel import (COMBINERS, SCALAR_OPS, Kernel, ScalarOp,
+                              combiner_identity)
+from ...layout.indexing import Affine, FloorDiv, IndexMap, Var
+
+__all__ = ["PRELUDE", "render_kernel", "render_module"]
+
+# dtype name -> C type of a value, and of a buffer element.
+CTYPES = {"bool": "bool", "int32": "int", "int64": "long long",
+          "float32": "float", "float64": "double"}
+BUFFER_CTYPES = {**CTYPES, "bool": "unsigned char"}
+_KIND = {"bool": "b", "int32": "i", "int64": "i", "float32": "f", "float64": "f"}
+
+# The prelude: helpers for the ops C gets wrong, once per source.
+
+_INT_HELPERS = Template("""\
+// $T: wrapping arithmetic through $U; division that never traps.
+__device__ __forceinline__ $T tj_add($T a, $T b) { return ($T)(($U)a + ($U)b); }
+__device__ __forceinline__ $T tj_sub($T a, $T b) { return ($T)(($U)a - ($U)b); }
+__device__ __forceinline__ $T tj_mul($T a, $T b) { return ($T)(($U)a * ($U)b); }
+__device__ __forceinline__ $T tj_neg($T a) { return ($T)(($U)0 - ($U)a); }
+__device__ __forceinline__ $T tj_abs($T a) { return a < 0 ? tj_neg(a) : a; }
+__device__ __forceinline__ $T tj_max($T a, $T b) { return a >= b ? a : b; }
+__device__ __forceinline__ $T tj_min($T a, $T b) { return a <= b ? a : b; }
+__device__ __forceinline__ $T tj_sign($T a) { return ($T)((a > 0) - (a < 0)); }
+__device__ __forceinline__ $T tj_floordiv($T a, $T b) {  // MIN // -1 wraps
+  if (b == 0 || b == -1) return b == 0 ? 0 : tj_neg(a);
+  return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+__device__ __forceinline__ $T tj_mod($T a, $T b) {
+  $T r = (b == 0 || b == -1) ? 0 : a % b;
+  return (r != 0 && (r < 0) != (b < 0)) ? r + b : r;
+}
+__device__ __forceinline__ $T tj_pow($T a, $T b) {
+  if (b < 0) return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
+  $U r = 1, x = ($U)a;
+  for ($U e = ($U)b; e != 0; e >>= 1, x *= x) if (e & 1) r *= x;
+  return ($T)r;
+}
+__device__ __forceinline__ $T tj_shl($T a, $T b) {
+  return (b < 0 || b >= $BITS) ? 0 : ($T)(($U)a << b);
+}
+__device__ __forceinline__ $T tj_shr($T a, $T b) {
+  return (b < 0 || b >= $BITS) ? (a < 0 ? -1 : 0) : (a >> b);
+}
+""")
+
+_FLOAT_HELPERS = Template("""\
+// $T: numpy's npy_divmod, NaN-propagating max/min, sign keeping NaN.
+__device__ __forceinline__ $T tj_divmod($T a, $T b, $T* mod_out) {
+  $T mod = fmod$F(a, b);
+  if (b == 0) { *mod_out = mod; return a / b; }
+  $T div = (a - mod) / b;
+  if (mod == 0) mod = copysign$F(0, b);
+  else if ((b < 0) != (mod < 0)) { mod += b; div -= 1; }
+  *mod_out = mod;
+  if (div == 0) return copysign$F(0, a / b);
+  $T fl = floor$F(div);
+  return div - fl > ($T)0.5 ? fl + 1 : fl;
+}
+__device__ __forceinline__ $T tj_floordiv($T a, $T b) { $T m; return tj_divmod(a, b, &m); }
+__device__ __forceinline__ $T tj_mod($T a, $T b) { $T m; tj_divmod(a, b, &m); return m; }
+__device__ __forceinline__ $T tj_max($T a, $T b) { return (a >= b || a != a) ? a : b; }
+__device__ __forceinline__ $T tj_min($T a, $T b) { return (a <= b || a != a) ? a : b; }
+__device__ __forceinline__ $T tj_sign($T a) {
+  return a > 0 ? ($T)1 : a < 0 ? ($T)-1 : a == 0 ? ($T)0 : a;
+}
+// Saturating conversions to integers (NaN -> 0), never C's undefined cast.
+__device__ __forceinline__ int tj_to_int32($T a) {
+  return a != a ? 0 : a >= ($T)2147483648.0 ? 2147483647
+       : a <= ($T)-2147483648.0 ? (-2147483647 - 1) : (int)a;
+}
+__device__ __forceinline__ long long tj_to_int64($T a) {
+  return a != a ? 0 : a >= ($T)9223372036854775808.0 ? 9223372036854775807LL
+       : a <= ($T)-9223372036854775808.0 ? (-9223372036854775807LL - 1) : (long long)a;
+}
+""")
+
+
+def _build_prelude() -> str:
+    parts = ["#ifndef TRACEJIT_CUDA_PRELUDE", "#define TRACEJIT_CUDA_PRELUDE",
+             "#define TJ_INF_F __int_as_float(0x7f800000)",
+             "#define TJ_NAN_F __int_as_float(0x7fc00000)",
+             "#define TJ_INF __longlong_as_double(0x7ff0000000000000LL)",
+             "#define TJ_NAN __longlong_as_double(0x7ff8000000000000LL)"]
+    for t, u, bits in (("int", "unsigned int", 32),
+                       ("long long", "unsigned long long", 64)):
+        parts.append(_INT_HELPERS.substitute(T=t, U=u, BITS=bits))
+    for t, f in (("float", "f"), ("double", "")):
+        parts.append(_FLOAT_HELPERS.substitute(T=t, F=f))
+    parts.append("#endif  // TRACEJIT_CUDA_PRELUDE\n")
+    return "\n".join(parts)
+
+
+PRELUDE = _build_prelude()
+
+# Scalar expressions.
+
+def _calls(names: str, arity: int) -> dict[str, str]:
+    args = ", ".join("{%d}" % k for k in range(arity))
+    return {name: f"tj_{name}({args})" for name in names.split()}
+
+
+# Format of each op's C expression per operand kind: {0}.. are the operands,
+# {f} is the float function suffix ("f" for float32), {m} "f" or "d".
+# Plain C operators where C already agrees with numpy, else prelude helpers.
+_ANY_KIND = {"copy": "{0}", "select": "({0} ? {1} : {2})", **{
+    op: f"({{0}} {c} {{1}})" for op, c in (
+        ("lt", "<"), ("le", "<="), ("eq", "=="), ("ne", "!="), ("gt", ">"),
+        ("ge", ">="))}}
+_BY_KIND = {
+    # bool: add/max are or, mul/min and; sub (numpy refuses it) is xor.
+    "b": {"add": "({0} || {1})", "sub": "({0} != {1})", "mul": "({0} && {1})",
+          "max": "({0} || {1})", "min": "({0} && {1})", "and": "({0} && {1})",
+          "or": "({0} || {1})", "xor": "({0} != {1})", "not": "(!{0})",
+          "neg": "{0}", "abs": "{0}", "sign": "{0}"},
+    "i": {"and": "({0} & {1})", "or": "({0} | {1})", "xor": "({0} ^ {1})",
+          "not": "(~{0})", **_calls("neg abs sign", 1),
+          **_calls("add sub mul floordiv mod pow max min shl shr", 2)},
+    "f": {"add": "({0} + {1})", "sub": "({0} - {1})", "div": "({0} / {1})",
+          "mul": "__{m}mul_rn({0}, {1})",  # never contracted into an FMA
+          "neg": "(-{0})", "abs": "fabs{f}({0})", "pow": "pow{f}({0}, {1})",
+          **{op: op + "{f}({0})"
+             for op in ("exp", "log", "sqrt", "tanh", "sin", "cos")},
+          **_calls("sign", 1), **_calls("floordiv mod max min", 2)},
+}
+
+
+def literal(value, dtype: str) -> str:
+    """A C literal of ``value`` as ``dtype`` (exact; inf and NaN included)."""
+    kind = _KIND[dtype]
+    if kind == "b":
+        return "true" if bool(value) else "false"
+    if kind == "i":
+        half = 2 ** (np.iinfo(dtype).bits - 1)
+        value = (int(value) + half) % (2 * half) - half  # wrap, as astype
+        suffix = "LL" if dtype == "int64" else ""
+        if value == -half:  # the literal `half` itself would not fit
+            return f"(-{half - 1}{suffix} - 1)"
+        return f"{value}{suffix}" if value >= 0 else f"({value}{suffix})"
+    x = np.dtype(dtype).type(value)
+    suffix = "_F" if dtype == "float32" else ""
+    if np.isnan(x):
+        return f"TJ_NAN{suffix}"
+    if np.isinf(x):
+        return f"TJ_INF{suffix}" if x > 0 else f"(-TJ_INF{suffix})"
+    # numpy's shortest round-trip text for the dtype: exact as a C literal.
+    text = str(x) + ("f" if dtype == "float32" else "")
+    return f"({text})" if text.startswith("-") else text
+
+
+def convert(x: str, src: str, dst: str) -> str:
+    """numpy's ``astype`` from ``src`` to ``dst`` of the C expression x."""
+    if src == dst:
+        return x
+    if dst == "bool":
+        return f"({x} != 0)"
+    if _KIND[src] == "f" and _KIND[dst] == "i":
+        return f"tj_to_{dst}({x})"
+    return f"(({CTYPES[dst]}){x})"
+
+
+def scalar_expr(op: str, src: str, dst: str, xs: list[str]) -> str:
+    """The C expression of scalar op ``op`` on operand expressions ``xs``.
+
+    ``src`` is the operands' dtype (for ``select``: of the two values),
+    ``dst`` the result's.  Raises ValueError where ``op`` is undefined for
+    ``src`` (e.g. ``exp`` of an integer).
+    """
+    if op == "convert":
+        return convert(xs[0], src, dst)
+    formats = {**_ANY_KIND, **_BY_KIND[_KIND[src]]}
+    if op not in formats:
+        raise ValueError(f"scalar op {op!r} is not defined for {src}")
+    f = "f" if src == "float32" else ""
+    return formats[op].format(*xs, f=f, m=f or "d")
+
+
+# Index expressions and addresses.  ``names[k]`` is the C name of iteration
+# variable k, or None where it is out of scope (reduced axes after the loop).
+
+def _affine(expr: Affine, names: tuple) -> str:
+    parts = []
+    for atom, coeff in expr.terms:
+        if isinstance(atom, Var):
+            if names[atom.index] is None:
+                raise ValueError(f"index uses i{atom.index}, which is out of"
+                                 " scope here (a reduced axis?)")
+            text = names[atom.index]
+        else:  # arguments are non-negative: C's truncating / and % are exact
+            c_op = "/" if isinstance(atom, FloorDiv) else "%"
+            text = f"(({_affine(atom.expr, names)}) {c_op} {atom.divisor}LL)"
+        parts.append(text if coeff == 1 else f"{coeff}LL * {text}")
+    if expr.const or not parts:
+        parts.append(f"{expr.const}LL")
+    return " + ".join(parts)
+
+
+def _offset(kernel: Kernel, k: int, index: IndexMap, names: tuple) -> str:
+    """The element offset of buffer ``k`` at ``index``."""
+    buf = kernel.args[k]
+    if len(index.exprs) != len(buf.shape):
+        raise ValueError(f"index {index} has {len(index.exprs)} dims; "
+                         f"arg{k} has {len(buf.shape)}")
+    if len(index.extents) != len(kernel.shape):  # a map over the kept axes
+        names = tuple(names[a] for a in kernel.kept_axes)
+    if buf.strides is not None:
+        total = Affine()
+        for expr, stride in zip(index.exprs, buf.strides):
+            total = total + expr.scale(stride)
+        return _affine(total, names)
+    parts = [(f"s{k}_{j}", _affine(expr, names))
+             for j, expr in enumerate(index.exprs) if expr != Affine()]
+    return " + ".join(f"{s} * {e}" if e.isidentifier() else f"{s} * ({e})"
+                      for s, e in parts) or "0LL"
+
+
+# Statements and loops.
+
+def _ops(kernel: Kernel, ops: tuple[ScalarOp, ...], prefix: str,
+         names: tuple) -> list[str]:
+    """One ``const T <prefix>k = ...;`` line per op."""
+    lines = []
+    for k, op in enumerate(ops):
+        if op.op == "load":
+            buf = kernel.args[op.arg]
+            value = f"a{op.arg}[{_offset(kernel, op.arg, op.index, names)}]"
+            if buf.dtype == "bool":
+                value = f"({value} != 0)"
+            value = convert(value, buf.dtype, op.dtype)
+        elif op.op == "const":
+            value = literal(op.value, op.dtype)
+        elif op.op == "reduced":  # args: (reduction number,)
+            red = kernel.reductions[op.args[0]]
+            value = convert(f"r{op.args[0]}", red.acc_dtype, op.dtype)
+        else:
+            if SCALAR_OPS.get(op.op) != len(op.args):
+                raise ValueError(f"{prefix}{k}: bad op {op.op!r} with "
+                                 f"{len(op.args)} operands")
+            if any(not 0 <= a < k for a in op.args):
+                raise ValueError(f"{prefix}{k}: operands must be earlier ops")
+            src = ops[op.args[1 if op.op == "select" else 0]].dtype
+            value = scalar_expr(op.op, src, op.dtype,
+                                [f"{prefix}{a}" for a in op.args])
+        lines.append(f"const {CTYPES[op.dtype]} {prefix}{k} = {value};")
+    return lines
+
+
+def _stores(kernel: Kernel, ops: tuple[ScalarOp, ...], prefix: str,
+            names: tuple) -> list[str]:
+    if any(not kernel.args[st.arg].is_output for st in kernel.stores):
+        raise ValueError(f"kernel {kernel.name!r} stores to an input")
+    return [f"a{st.arg}[{_offset(kernel, st.arg, st.index, names)}] = "
+            + convert(f"{prefix}{st.value}", ops[st.value].dtype,
+                      kernel.args[st.arg].dtype) + ";"
+            for st in kernel.stores]
+
+
+def _unravel(flat: str, axes: tuple[int, ...], shape) -> list[str]:
+    """Declare ``i<a>`` for each of ``axes`` from the row-major position
+    ``flat`` over those axes."""
+    lines, rest = [], flat
+    for pos in range(len(axes) - 1, -1, -1):
+        a, extent = axes[pos], shape[axes[pos]]
+        if pos == 0:
+            lines.append(f"const long long i{a} = {rest};")
+        elif extent == 1:
+            lines.append(f"const long long i{a} = 0;")
+        else:
+            lines.append(f"const long long i{a} = {rest} % {extent}LL;")
+            lines.append(f"const long long q{a} = {rest} / {extent}LL;")
+            rest = f"q{a}"
+    return lines
+
+
+def _indent(lines: list[str]) -> list[str]:
+    return ["  " + line for line in lines]
+
+
+def _grid_stride(var: str, count: int, body: list[str]) -> list[str]:
+    if count == 0:
+        return ["// empty iteration space: nothing to do"]
+    return [f"for (long long {var} = (long long)blockIdx.x * blockDim.x"
+            f" + threadIdx.x; {var} < {count}LL;",
+            f"     {var} += (long long)blockDim.x * gridDim.x) {{",
+            *_indent(body), "}"]
+
+
+def _elementwise(kernel: Kernel) -> list[str]:
+    axes = tuple(range(len(kernel.shape)))
+    names = tuple(f"i{a}" for a in axes)
+    body = [*_unravel("flat", axes, kernel.shape),
+            *_ops(kernel, kernel.ops, "v", names),
+            *_stores(kernel, kernel.ops, "v", names)]
+    return _grid_stride("flat", math.prod(kernel.shape), body)
+
+
+def _serial_reduction(kernel: Kernel) -> list[str]:
+    """One thread per output point; a serial loop over the reduced axes."""
+    shape, reduced = kernel.shape, kernel.reduce_axes
+    inner_names = tuple(f"i{a}" for a in range(len(shape)))
+    outer_names = tuple(None if a in reduced else f"i{a}"
+                        for a in range(len(shape)))
+    body, fold = _unravel("flat", kernel.kept_axes, shape), []
+    for r, red in enumerate(kernel.reductions):
+        init = combiner_identity(red.combiner, red.acc_dtype)
+        body.append(f"{CTYPES[red.acc_dtype]} r{r} = "
+                    f"{literal(init, red.acc_dtype)};")
+        value = convert(f"v{red.value}", kernel.ops[red.value].dtype,
+                        red.acc_dtype)
+        step = scalar_expr(red.combiner, red.acc_dtype, red.acc_dtype,
+                           [f"r{r}", value])
+        fold.append(f"r{r} = {step};")
+    n_reduced = math.prod(shape[a] for a in reduced)
+    if n_reduced:
+        body += [f"for (long long j = 0; j < {n_reduced}LL; ++j) {{",
+                 *_indent([*_unravel("j", reduced, shape),
+                           *_ops(kernel, kernel.ops, "v", inner_names),
+                           *fold]),
+                 "}"]
+    body += _ops(kernel, kernel.epilogue, "e", outer_names)
+    body += _stores(kernel, kernel.epilogue, "e", outer_names)
+    return _grid_stride("flat", math.prod(shape[a] for a in kernel.kept_axes),
+                        body)
+
+
+def _check(kernel: Kernel) -> None:
+    if not re.fullmatch(r"[A-Za-z_]\w*", kernel.name):
+        raise ValueError(f"kernel name {kernel.name!r} is not a C identifier")
+    if {buf.dtype for buf in kernel.args} - set(CTYPES):
+        raise ValueError(f"kernel {kernel.name!r}: unsupported dtype")
+    if bool(kernel.reduce_axes) != bool(kernel.reductions) or any(
+            red.combiner not in COMBINERS for red in kernel.reductions):
+        raise ValueError(f"kernel {kernel.name!r}: reduce_axes and "
+                         "reductions must come together, with known combiners")
+
+
+def _render_function(kernel: Kernel) -> str:
+    _check(kernel)
+    params = [f"{'' if buf.is_output else 'const '}{BUFFER_CTYPES[buf.dtype]}"
+              f"* __restrict__ a{k}" for k, buf in enumerate(kernel.args)]
+    params.append("const long long* __restrict__ strides")
+    lines = ["// " + line for line in kernel.describe().splitlines()]
+    lines.append(f'extern "C" __global__ void {kernel.name}('
+                 + ", ".join(params) + ") {")
+    body = []
+    for k, slot in kernel.stride_slots().items():
+        body += [f"const long long s{k}_{j} = strides[{slot + j}];"
+                 for j in range(len(kernel.args[k].shape))]
+    body += _serial_reduction(kernel) if kernel.reduce_axes \
+        else _elementwise(kernel)
+    return "\n".join(lines + _indent(body) + ["}", ""])
+
+
+def render_kernel(kernel: Kernel) -> str:
+    """Self-contained CUDA C source (prelude included) of one
+    ``extern "C" __global__`` function named ``kernel.name``.
+
+    Parameters: one pointer per argument (``const`` for inputs), then
+    ``const long long* strides``, the run-time element strides of the
+    arguments whose strides are None (see Kernel.stride_slots).  Any launch
+    shape works: the loops are grid-stride loops.
+    """
+    return PRELUDE + "\n" + _render_function(kernel)
+
+
+def render_module(kernels) -> str:
+    """Several kernels in one source, sharing one prelude."""
+    return PRELUDE + "\n" + "\n".join(_render_function(k) for k in kernels)

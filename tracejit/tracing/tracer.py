@@ -1,0 +1,195 @@
+"""The Tracer: an abstract array (shape, dtype, weak type) that records
+every numpy operation applied to it.
+
+It speaks numpy's own protocols (operators, ``__array_ufunc__``,
+``__array_function__``, ``__getitem__``, the usual attributes and methods), so
+ordinary numpy code runs on it unchanged.  Using it where Python needs a
+concrete value (``if``, ``int()``, ``float()``) raises an error that names the
+arguments the value depends on and the line that asked.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TracerConversionError
+from ..hlo.module import Aval
+
+
+class Tracer:
+    __slots__ = ("ctx", "id", "aval", "weak", "deps")
+    __array_priority__ = 1000
+
+    def __init__(self, ctx, ins_id: int, aval: Aval, weak: bool,
+                 deps: frozenset):
+        self.ctx = ctx
+        self.id = ins_id
+        self.aval = aval
+        self.weak = weak
+        self.deps = deps
+
+    def with_weak(self, weak: bool) -> "Tracer":
+        return Tracer(self.ctx, self.id, self.aval, weak, self.deps)
+
+    # ---- attributes -------------------------------------------------------
+    @property
+    def shape(self):
+        return self.aval.shape
+
+    @property
+    def dtype(self):
+        return np.dtype(self.aval.dtype)
+
+    @property
+    def ndim(self):
+        return len(self.aval.shape)
+
+    @property
+    def size(self):
+        return self.aval.size
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def __len__(self):
+        if not self.aval.shape:
+            raise TypeError("len() of unsized object")
+        return self.aval.shape[0]
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    def __repr__(self):
+        return f"Tracer<{self.aval}>"
+
+    # ---- concrete-value conversions: errors -------------------------------
+    def _concrete_error(self, what: str):
+        from .context import user_location
+        if self.deps:
+            names = ", ".join(sorted(self.deps))
+            cause = (f"it depends on argument(s) {names}, which jit traces "
+                     "abstractly (shape and dtype only)")
+            hint = (f"mark {names} static (static_argnames) or use "
+                    "np.where instead of Python control flow")
+        else:
+            cause = "it is a traced intermediate value"
+            hint = "use np.where instead of Python control flow"
+        return TracerConversionError(
+            f"{what} of a traced value {self.aval} at {user_location()}: "
+            f"{cause}; {hint}")
+
+    def __bool__(self):
+        raise self._concrete_error("bool() (Python control flow, e.g. `if`)")
+
+    def __int__(self):
+        raise self._concrete_error("int()")
+
+    def __float__(self):
+        raise self._concrete_error("float()")
+
+    def __complex__(self):
+        raise self._concrete_error("complex()")
+
+    def __index__(self):
+        raise self._concrete_error("use as an index")
+
+    def __array__(self, dtype=None, copy=None):
+        raise self._concrete_error("conversion to a numpy array")
+
+    # ---- numpy protocols ---------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .numpy_protocol import apply_ufunc
+        return apply_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .numpy_protocol import apply_function
+        return apply_function(func, args, kwargs)
+
+    def __getitem__(self, key):
+        from .structural import getitem
+        return getitem(self, key)
+
+    # ---- methods -----------------------------------------------------------
+    def astype(self, dtype, copy=True):
+        return _ops().astype(self, dtype)
+
+    def reshape(self, *shape, order="C"):
+        if order != "C":
+            from ..errors import UnsupportedError
+            raise UnsupportedError("reshape: only order='C' is supported")
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
+        return _ops().reshape(self, shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = axes[0]
+        return _ops().transpose(self, axes or None)
+
+    def sum(self, axis=None, dtype=None, keepdims=False):
+        return _structural().reduce("sum", self, axis, dtype, keepdims)
+
+    def prod(self, axis=None, dtype=None, keepdims=False):
+        return _structural().reduce("prod", self, axis, dtype, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _structural().reduce("max", self, axis, None, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _structural().reduce("min", self, axis, None, keepdims)
+
+    def mean(self, axis=None, dtype=None, keepdims=False):
+        return _structural().mean(self, axis, dtype, keepdims)
+
+    def squeeze(self, axis=None):
+        return _ops().squeeze(self, axis)
+
+    def dot(self, other):
+        return _structural().matmul(self, other, "dot")
+
+    def flatten(self):
+        return _ops().reshape(self, (-1,))
+
+    ravel = flatten
+
+
+def _ops():
+    from . import ops
+    return ops
+
+
+def _structural():
+    from . import structural
+    return structural
+
+
+def _binary(ufunc, reflected=False):
+    if reflected:
+        def method(self, other):
+            return ufunc(other, self)
+    else:
+        def method(self, other):
+            return ufunc(self, other)
+    return method
+
+
+for _name, _ufunc in [("add", np.add), ("sub", np.subtract),
+                      ("mul", np.multiply), ("truediv", np.true_divide),
+                      ("floordiv", np.floor_divide), ("mod", np.remainder),
+                      ("pow", np.power), ("matmul", np.matmul),
+                      ("and", np.bitwise_and), ("or", np.bitwise_or),
+                      ("xor", np.bitwise_xor), ("lshift", np.left_shift),
+                      ("rshift", np.right_shift)]:
+    setattr(Tracer, f"__{_name}__", _binary(_ufunc))
+    setattr(Tracer, f"__r{_name}__", _binary(_ufunc, reflected=True))
+
+for _name, _ufunc in [("lt", np.less), ("le", np.less_equal),
+                      ("eq", np.equal), ("ne", np.not_equal),
+                      ("gt", np.greater), ("ge", np.greater_equal)]:
+    setattr(Tracer, f"__{_name}__", _binary(_ufunc))
+
+Tracer.__neg__ = lambda self: np.negative(self)
+Tracer.__pos__ = lambda self: np.positive(self)
+Tracer.__abs__ = lambda self: np.absolute(self)
+Tracer.__invert__ = lambda self: np.invert(self)
+Tracer.__hash__ = object.__hash__
