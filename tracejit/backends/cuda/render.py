@@ -79,10 +79,10 @@ __device__ __forceinline__ $T tj_divmod($T a, $T b, $T* mod_out) {
   $T mod = fmod$F(a, b);
   if (b == 0) { *mod_out = mod; return a / b; }
   $T div = (a - mod) / b;
-  if (mod == 0) mod = copysign$F(0, b);
+  if (mod == 0) mod = copysign$F(($T)0, b);
   else if ((b < 0) != (mod < 0)) { mod += b; div -= 1; }
   *mod_out = mod;
-  if (div == 0) return copysign$F(0, a / b);
+  if (div == 0) return copysign$F(($T)0, a / b);
   $T fl = floor$F(div);
   return div - fl > ($T)0.5 ? fl + 1 : fl;
 }

@@ -1,0 +1,276 @@
+"""``jit``: the public entry point.
+
+A call flattens the arguments into array leaves and a static part, builds the
+signature key (tree structure, each leaf's shape, dtype and weak type, the
+static arguments by value), and on a cache miss traces, optimizes, lowers and
+compiles.  A hit goes straight to the executable.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from collections import namedtuple
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import tree
+from .backends.cpu import CpuExecutable
+from .errors import UnsupportedError
+from .fusion import lower as lower_to_program
+from .hlo.module import Aval, Module
+from .hlo.passes import run_pipeline
+from .memory import assign_buffers
+from .tracing import SUPPORTED_DTYPES, LeafSpec, trace
+
+CacheInfo = namedtuple("CacheInfo", "hits misses traces compiles")
+BACKENDS = ("cpu",)
+
+
+def jit(fun=None, *, static_argnums=(), static_argnames=(), backend=None,
+        donate_argnums=()):
+    """Compile ``fun`` for the shapes and dtypes it is called with.
+
+    Usable as ``@jit`` or ``@jit(static_argnames=...)``.  Arguments are numpy
+    arrays (any strides), numpy scalars, Python scalars, and tuples, lists,
+    dicts and None nesting them; static arguments are hashed by value.
+    """
+    if fun is None:
+        return functools.partial(jit, static_argnums=static_argnums,
+                                 static_argnames=static_argnames,
+                                 backend=backend,
+                                 donate_argnums=donate_argnums)
+    return Jitted(fun, static_argnums, static_argnames, backend)
+
+
+def _as_tuple(x) -> tuple:
+    if x is None:
+        return ()
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+@dataclass
+class _Traced:
+    module: Module
+    out_tree: tree.TreeDef
+    out_weak: list
+
+
+class Jitted:
+    def __init__(self, fun, static_argnums, static_argnames, backend):
+        if backend not in (None,) + BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; available: "
+                             f"{', '.join(BACKENDS)}")
+        self.fun = fun
+        self.backend = backend or "cpu"
+        functools.update_wrapper(self, fun)
+        try:
+            params = list(inspect.signature(fun).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = [p.name for p in params if p.kind in (
+            p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        self._positional_names = positional
+        nums = {n if n >= 0 else n + len(positional)
+                for n in _as_tuple(static_argnums)}
+        names = set(_as_tuple(static_argnames))
+        names |= {positional[n] for n in nums if n < len(positional)}
+        nums |= {positional.index(n) for n in names if n in positional}
+        self._static_nums, self._static_names = nums, names
+        self._traced: dict = {}
+        self._compiled: dict = {}
+        self._stats = {"hits": 0, "misses": 0, "traces": 0, "compiles": 0}
+
+    # ---- signatures --------------------------------------------------------
+    def _split(self, args, kwargs):
+        """(key, leaves, leaf specs, dynamic tree, static parts)."""
+        static, dyn_args, dyn_kwargs = [], [], {}
+        for n, a in enumerate(args):
+            if n in self._static_nums:
+                static.append((n, self._hashable(a, self._arg_name(n))))
+            else:
+                dyn_args.append((n, a))
+        for name in sorted(kwargs):
+            if name in self._static_names:
+                static.append((name, self._hashable(kwargs[name], name)))
+            else:
+                dyn_kwargs[name] = kwargs[name]
+        paths: list[str] = []
+        leaves: list = []
+        arg_defs = []
+        for n, a in dyn_args:
+            sub, d = tree.flatten(a, self._arg_name(n), paths)
+            leaves += sub
+            arg_defs.append(d)
+        kw_defs = []
+        for name, v in dyn_kwargs.items():
+            sub, d = tree.flatten(v, name, paths)
+            leaves += sub
+            kw_defs.append(d)
+        treedef = tree.TreeDef("tuple", (
+            tree.TreeDef("list", tuple(arg_defs)),
+            tree.TreeDef("dict", tuple(kw_defs), tuple(dyn_kwargs))))
+        arrays, specs = [], []
+        for leaf, path in zip(leaves, paths):
+            arr, weak = _to_array(leaf, path)
+            arrays.append(arr)
+            specs.append(LeafSpec(Aval(arr.shape, arr.dtype.name), weak, path))
+        positions = tuple(n for n, _ in dyn_args)
+        key = (treedef, positions,
+               tuple((s.aval.shape, s.aval.dtype, s.weak) for s in specs),
+               tuple(static))
+        return key, arrays, specs, treedef, positions, dict(static)
+
+    def _arg_name(self, n: int) -> str:
+        if n < len(self._positional_names):
+            return self._positional_names[n]
+        return f"args[{n}]"
+
+    def _hashable(self, value, name: str):
+        try:
+            hash(value)
+        except TypeError:
+            raise TypeError(
+                f"static argument {name!r} of {self.__name__}: a value of "
+                f"type {type(value).__name__} is not hashable; static "
+                "arguments must be hashable (use a tuple instead of a list)"
+            ) from None
+        return value
+
+    # ---- tracing and compiling ----------------------------------------------
+    def _trace(self, key, specs, treedef, positions, static) -> _Traced:
+        traced = self._traced.get(key)
+        if traced is not None:
+            return traced
+        out_tree_box = []
+
+        def flat_fun(*tracers):
+            dyn_args, dyn_kwargs = tree.unflatten(treedef, tracers)
+            call_args = []
+            it = iter(dyn_args)
+            for n in range(len(positions) + sum(isinstance(k, int)
+                                                for k in static)):
+                call_args.append(static[n] if n in static else next(it))
+            kw = {k: v for k, v in static.items() if isinstance(k, str)}
+            out = self.fun(*call_args, **kw, **dyn_kwargs)
+            leaves, out_tree = tree.flatten(out)
+            out_tree_box.append(out_tree)
+            return leaves
+
+        module, weak = trace(flat_fun, specs, _module_name(self.fun))
+        self._stats["traces"] += 1
+        run_pipeline(module)
+        traced = _Traced(module, out_tree_box[0], weak)
+        self._traced[key] = traced
+        return traced
+
+    def _compile(self, key, traced: _Traced):
+        """(executable, output tree) for ``key``, compiling on first use."""
+        entry = self._compiled.get(key)
+        if entry is None:
+            program = assign_buffers(lower_to_program(traced.module))
+            entry = (CpuExecutable(program), traced.out_tree)
+            self._stats["compiles"] += 1
+            self._compiled[key] = entry
+        return entry
+
+    def __call__(self, *args, **kwargs):
+        key, arrays, specs, treedef, positions, static = \
+            self._split(args, kwargs)
+        entry = self._compiled.get(key)
+        if entry is None:
+            self._stats["misses"] += 1
+            traced = self._trace(key, specs, treedef, positions, static)
+            entry = self._compile(key, traced)
+        else:
+            self._stats["hits"] += 1
+        executable, out_tree = entry
+        return tree.unflatten(out_tree, executable(arrays))
+
+    def lower(self, *args, **kwargs) -> "Lowered":
+        key, arrays, specs, treedef, positions, static = \
+            self._split(args, kwargs)
+        traced = self._trace(key, specs, treedef, positions, static)
+        return Lowered(self, key, traced)
+
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(**self._stats)
+
+    def clear_cache(self) -> None:
+        self._traced.clear()
+        self._compiled.clear()
+
+
+class Lowered:
+    """A traced and optimized program for one signature."""
+
+    def __init__(self, jitted: Jitted, key, traced: _Traced):
+        self._jitted, self._key, self._traced = jitted, key, traced
+
+    def as_text(self) -> str:
+        """The HLO module as text."""
+        return self._traced.module.text()
+
+    def compile(self) -> "Compiled":
+        executable, out_tree = self._jitted._compile(self._key, self._traced)
+        return Compiled(self._jitted, self._key, executable, out_tree)
+
+
+class Compiled:
+    """The executable for one signature."""
+
+    def __init__(self, jitted: Jitted, key, executable: CpuExecutable,
+                 out_tree):
+        self._jitted, self._key = jitted, key
+        self.executable, self._out_tree = executable, out_tree
+
+    def as_text(self) -> str:
+        """The generated LLVM IR."""
+        return self.executable.as_text()
+
+    def assembly(self) -> str:
+        return self.executable.assembly()
+
+    @property
+    def kernel_count(self) -> int:
+        return self.executable.kernel_count
+
+    def program_text(self) -> str:
+        return self.executable.program.describe()
+
+    def __call__(self, *args, **kwargs):
+        key, arrays, *_ = self._jitted._split(args, kwargs)
+        if key != self._key:
+            raise TypeError("arguments do not match the signature this "
+                            "executable was compiled for")
+        return tree.unflatten(self._out_tree, self.executable(arrays))
+
+
+def _module_name(fun) -> str:
+    name = getattr(fun, "__name__", "fun")
+    return "".join(c if c.isalnum() else "_" for c in name) or "fun"
+
+
+def _to_array(leaf, path: str):
+    """(numpy array, weak) for one argument leaf, or a clear TypeError."""
+    if isinstance(leaf, (bool, np.bool_)):
+        return np.asarray(leaf, dtype=bool), False
+    if isinstance(leaf, int) and not isinstance(leaf, np.integer):
+        if not -2**63 <= leaf < 2**63:
+            raise OverflowError(f"argument {path}: Python int {leaf} does not "
+                                "fit in int64")
+        return np.asarray(leaf, dtype=np.int64), True
+    if isinstance(leaf, float):
+        return np.asarray(leaf, dtype=np.float64), True
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        arr = np.asarray(leaf)
+    else:
+        raise TypeError(f"argument {path}: {type(leaf).__name__} is not a "
+                        "valid jit argument (numpy arrays, numpy or Python "
+                        "scalars, and tuples/lists/dicts/None of them); mark "
+                        "it static if it is configuration")
+    if arr.dtype.name not in SUPPORTED_DTYPES:
+        raise UnsupportedError(f"argument {path}: dtype {arr.dtype} is not "
+                               f"supported (supported: "
+                               f"{', '.join(SUPPORTED_DTYPES)})")
+    return arr, False

@@ -1,0 +1,53 @@
+"""HLO passes and the pass manager.
+
+Every pass is a function ``run(module) -> bool`` (True if it changed the
+module) with a docstring stating what it guarantees.  ``run_pipeline`` runs
+them in order; with TRACEJIT_VERIFY=1 (always in tests) the verifier runs
+after each pass, and with TRACEJIT_DUMP=DIR the module text after each pass
+is written to numbered files in DIR.
+"""
+from __future__ import annotations
+
+import os
+
+from .module import Module
+from .verifier import verify
+
+
+def dce(module: Module) -> bool:
+    """Dead code elimination: removes every instruction no output depends
+    on.  Parameters always stay, so the signature is unchanged."""
+    live = set(module.outputs)
+    for ins in reversed(module.instructions):
+        if ins.id in live:
+            live.update(ins.operands)
+    kept = [i for i in module.instructions
+            if i.id in live or i.op == "parameter"]
+    changed = len(kept) != len(module.instructions)
+    module.replace_all(kept, module.outputs)
+    return changed
+
+
+PIPELINE = [dce]
+
+
+def run_pipeline(module: Module, passes=None) -> Module:
+    passes = PIPELINE if passes is None else passes
+    dump_dir = os.environ.get("TRACEJIT_DUMP")
+    check = os.environ.get("TRACEJIT_VERIFY") == "1"
+    if dump_dir:
+        os.makedirs(dump_dir, exist_ok=True)
+        _dump(dump_dir, module, 0, "traced")
+    for n, pass_fn in enumerate(passes, start=1):
+        pass_fn(module)
+        if check:
+            verify(module)
+        if dump_dir:
+            _dump(dump_dir, module, n, pass_fn.__name__)
+    return module
+
+
+def _dump(dump_dir: str, module: Module, n: int, name: str) -> None:
+    path = os.path.join(dump_dir, f"{module.name}.{n:02d}.{name}.txt")
+    with open(path, "w") as f:
+        f.write(module.text())
