@@ -37,7 +37,8 @@ __all__ = ["PRELUDE", "render_kernel", "render_module"]
 CTYPES = {"bool": "bool", "int32": "int", "int64": "long long",
           "float32": "float", "float64": "double"}
 BUFFER_CTYPES = {**CTYPES, "bool": "unsigned char"}
-_KIND = {"bool": "b", "int32": "i", "int64": "i", "float32": "f", "float64": "f"}
+_KIND = {"bool": "b", "int32": "i", "int64": "i", "float32": "f",
+         "float64": "f"}
 
 # The prelude: helpers for the ops C gets wrong, once per source.
 
@@ -237,7 +238,8 @@ def _offset(kernel: Kernel, k: int, index: IndexMap, names: tuple) -> str:
         for expr, stride in zip(index.exprs, buf.strides):
             total = total + expr.scale(stride)
         return _affine(total, names)
-    parts = [(f"s{k}_{j}", _affine(expr, names))
+    slot = kernel.stride_slots()[k]
+    parts = [(f"strides[{slot + j}]", _affine(expr, names))
              for j, expr in enumerate(index.exprs) if expr != Affine()]
     return " + ".join(f"{s} * {e}" if e.isidentifier() else f"{s} * ({e})"
                       for s, e in parts) or "0LL"
@@ -368,15 +370,12 @@ def _render_function(kernel: Kernel) -> str:
     params = [f"{'' if buf.is_output else 'const '}{BUFFER_CTYPES[buf.dtype]}"
               f"* __restrict__ a{k}" for k, buf in enumerate(kernel.args)]
     params.append("const long long* __restrict__ strides")
-    lines = ["// " + line for line in kernel.describe().splitlines()]
+    lines = ["// " + line.rstrip("\\")  # no line-continuing comments
+             for line in kernel.describe().splitlines()]
     lines.append(f'extern "C" __global__ void {kernel.name}('
                  + ", ".join(params) + ") {")
-    body = []
-    for k, slot in kernel.stride_slots().items():
-        body += [f"const long long s{k}_{j} = strides[{slot + j}];"
-                 for j in range(len(kernel.args[k].shape))]
-    body += _serial_reduction(kernel) if kernel.reduce_axes \
-        else _elementwise(kernel)
+    body = (_serial_reduction(kernel) if kernel.reduce_axes
+            else _elementwise(kernel))
     return "\n".join(lines + _indent(body) + ["}", ""])
 
 

@@ -1,0 +1,669 @@
+"""Tests of the CUDA C renderer (tracejit.backends.cuda.render).
+
+Three layers:
+
+* text checks on hand-built kernels (signature, loops, no fast math, every
+  scalar op renders for every dtype it applies to);
+* the same source compiled by the host C++ compiler against a small shim
+  that defines CUDA's keywords, run as one thread and compared with numpy
+  (skipped without g++): this checks the scalar semantics without a GPU;
+* ``cuda``-marked tests that compile with NVRTC through CuPy and launch on
+  the GPU (skipped without CuPy or a GPU).
+"""
+from __future__ import annotations
+
+import ast
+import ctypes
+import itertools
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tracejit.backends.cuda import render_kernel, render_module
+from tracejit.backends.cuda import render as cuda_render
+from tracejit.fusion.kernel import (SCALAR_OPS, BufferArg, Kernel, Reduction,
+                                    ScalarOp, Store)
+from tracejit.layout.indexing import IndexMap, row_major_strides, var
+
+FLOATS = ("float32", "float64")
+INTS = ("int32", "int64")
+ALL = ("bool",) + INTS + FLOATS
+BITWISE = ("bool",) + INTS
+# The dtypes each scalar op applies to (the operands' dtype).
+APPLIES = {
+    "add": ALL, "sub": ALL, "mul": ALL, "div": FLOATS,
+    "floordiv": INTS + FLOATS, "mod": INTS + FLOATS, "pow": INTS + FLOATS,
+    "max": ALL, "min": ALL, "neg": ALL, "abs": ALL, "sign": ALL,
+    **{op: FLOATS for op in ("exp", "log", "sqrt", "tanh", "sin", "cos")},
+    **{op: ALL for op in ("lt", "le", "eq", "ne", "gt", "ge")},
+    "and": BITWISE, "or": BITWISE, "xor": BITWISE, "not": BITWISE,
+    "shl": INTS, "shr": INTS, "select": ALL, "convert": ALL, "copy": ALL,
+}
+COMPARES = ("lt", "le", "eq", "ne", "gt", "ge")
+FAST_MATH = ("__expf", "__exp10f", "__logf", "__log2f", "__log10f",
+             "__sinf", "__cosf", "__tanf", "__sincosf", "__powf",
+             "__fdividef", "__fdiv_", "__frcp", "__fsqrt", "__saturatef",
+             "use_fast_math", "ftz=true", "fmad=true")
+
+
+# --------------------------------------------------------------------------
+# Kernel builders.
+
+def elementwise(name, op, in_dtypes, out_dtype, shape=(7,), **extra):
+    """out = op(x0, x1, ...) over ``shape``; inputs have run-time strides,
+    the output static row-major ones."""
+    idx = IndexMap.identity(shape)
+    n = len(in_dtypes)
+    args = tuple(BufferArg(f"x{k}", dt, shape, None)
+                 for k, dt in enumerate(in_dtypes))
+    args += (BufferArg("out", out_dtype, shape, row_major_strides(shape),
+                       True),)
+    ops = tuple(ScalarOp("load", dt, arg=k, index=idx)
+                for k, dt in enumerate(in_dtypes))
+    ops += (ScalarOp(op, out_dtype, tuple(range(n)), **extra),)
+    return Kernel(name, shape, args, ops, (Store(n, n, idx),))
+
+
+def op_kernel(op, dtype, dst=None):
+    """A kernel applying scalar op ``op`` to operands of ``dtype``."""
+    name = f"{op}_{dtype}" + (f"_{dst}" if dst else "")
+    if op == "select":
+        return elementwise(name, op, ("bool", dtype, dtype), dtype)
+    if op == "convert":
+        return elementwise(name, op, (dtype,), dst)
+    out = "bool" if op in COMPARES else dtype
+    return elementwise(name, op, (dtype,) * SCALAR_OPS[op], out)
+
+
+def add_kernel():
+    """float32 out[4,5] = x[4,5] + y[4,5], both inputs run-time strided."""
+    return elementwise("add_f32", "add", ("float32", "float32"), "float32",
+                       shape=(4, 5))
+
+
+def broadcast_kernel():
+    """out[4,5] = x[4,5] * b[1,5]: b is read through a zero-stride map."""
+    shape, idx = (4, 5), IndexMap.identity((4, 5))
+    bmap = IndexMap.identity((1, 5)).broadcast(shape, (0, 1))
+    args = (BufferArg("x", "float32", shape, None),
+            BufferArg("b", "float32", (1, 5), (5, 1)),
+            BufferArg("out", "float32", shape, (5, 1), True))
+    ops = (ScalarOp("load", "float32", arg=0, index=idx),
+           ScalarOp("load", "float32", arg=1, index=bmap),
+           ScalarOp("mul", "float32", (0, 1)))
+    return Kernel("bcast_mul", shape, args, ops, (Store(2, 2, idx),))
+
+
+def reshape_kernel():
+    """out[6] = x[2,3].reshape(6): the map has FloorDiv and Mod atoms."""
+    xmap = IndexMap.identity((2, 3)).reshape((6,))
+    args = (BufferArg("x", "int64", (2, 3), None),
+            BufferArg("out", "int64", (6,), (1,), True))
+    ops = (ScalarOp("load", "int64", arg=0, index=xmap),)
+    return Kernel("reshape_copy", (6,), args, ops,
+                  (Store(1, 0, IndexMap.identity((6,))),))
+
+
+def rowmean_kernel():
+    """mean and max over axis 1 of a run-time-strided float32 [4,5]."""
+    shape = (4, 5)
+    out_map = IndexMap(shape, (var(0),))
+    args = (BufferArg("x", "float32", shape, None),
+            BufferArg("mean", "float32", (4,), (1,), True),
+            BufferArg("max", "float32", (4,), (1,), True))
+    ops = (ScalarOp("load", "float32", arg=0, index=IndexMap.identity(shape)),)
+    epilogue = (ScalarOp("reduced", "float32", (0,)),
+                ScalarOp("const", "float32", value=5),
+                ScalarOp("div", "float32", (0, 1)),
+                ScalarOp("reduced", "float32", (1,)))
+    return Kernel("rowmean", shape, args, ops,
+                  (Store(1, 2, out_map), Store(2, 3, out_map)),
+                  reduce_axes=(1,),
+                  reductions=(Reduction(0, "add", "float64"),
+                              Reduction(0, "max", "float32")),
+                  epilogue=epilogue)
+
+
+def int_reduce_kernel():
+    """Reduce int32 [3,4,2] over axes (0, 2): sum (int64 acc) plus a bias,
+    min, and wrapping product.  One store uses a map over the kept axes."""
+    shape = (3, 4, 2)
+    full_map = IndexMap(shape, (var(1),))
+    kept_map = IndexMap((4,), (var(0),))
+    args = (BufferArg("x", "int32", shape, None),
+            BufferArg("bias", "int64", (4,), (1,)),
+            BufferArg("sum", "int64", (4,), (1,), True),
+            BufferArg("min", "int32", (4,), (1,), True),
+            BufferArg("prod", "int32", (4,), (1,), True))
+    ops = (ScalarOp("load", "int32", arg=0, index=IndexMap.identity(shape)),)
+    epilogue = (ScalarOp("reduced", "int64", (0,)),
+                ScalarOp("reduced", "int32", (1,)),
+                ScalarOp("reduced", "int32", (2,)),
+                ScalarOp("load", "int64", arg=1, index=full_map),
+                ScalarOp("add", "int64", (0, 3)))
+    return Kernel("int_reduce", shape, args, ops,
+                  (Store(2, 4, full_map), Store(3, 1, kept_map),
+                   Store(4, 2, full_map)),
+                  reduce_axes=(0, 2),
+                  reductions=(Reduction(0, "add", "int64"),
+                              Reduction(0, "min", "int32"),
+                              Reduction(0, "mul", "int32")),
+                  epilogue=epilogue)
+
+
+def any_count_kernel():
+    """Full reduction of bool [6] to 0-d: any (max) and count (add)."""
+    shape = (6,)
+    scalar = IndexMap(shape, ())
+    args = (BufferArg("x", "bool", shape, None),
+            BufferArg("any", "bool", (), (), True),
+            BufferArg("count", "int64", (), (), True))
+    ops = (ScalarOp("load", "bool", arg=0, index=IndexMap.identity(shape)),
+           ScalarOp("convert", "int64", (0,)))
+    epilogue = (ScalarOp("reduced", "bool", (0,)),
+                ScalarOp("reduced", "int64", (1,)))
+    return Kernel("any_count", shape, args, ops,
+                  (Store(1, 0, scalar), Store(2, 1, scalar)),
+                  reduce_axes=(0,),
+                  reductions=(Reduction(0, "max", "bool"),
+                              Reduction(1, "add", "int64")),
+                  epilogue=epilogue)
+
+
+def empty_kernel():
+    return elementwise("empty_neg", "neg", ("float64",), "float64",
+                       shape=(0, 5))
+
+
+# --------------------------------------------------------------------------
+# Text checks.
+
+def test_applies_covers_every_scalar_op():
+    assert set(APPLIES) == set(SCALAR_OPS)
+
+
+def test_signature_restrict_and_strides():
+    src = render_kernel(add_kernel())
+    assert ('extern "C" __global__ void add_f32('
+            "const float* __restrict__ a0, const float* __restrict__ a1, "
+            "float* __restrict__ a2, "
+            "const long long* __restrict__ strides)") in src
+    # run-time strides: two slots per input, in argument order
+    assert "const float v0 = a0[strides[0] * i0 + strides[1] * i1];" in src
+    assert "const float v1 = a1[strides[2] * i0 + strides[3] * i1];" in src
+    assert "a2[5LL * i0 + i1] = v2;" in src  # static output strides folded
+
+
+def test_buffer_types():
+    k = elementwise("types", "select", ("bool", "int64", "int64"), "int64")
+    src = render_kernel(k)
+    assert "const unsigned char* __restrict__ a0" in src
+    assert "const long long* __restrict__ a1" in src
+    assert "long long* __restrict__ a3" in src
+    k = op_kernel("lt", "int32")
+    assert "unsigned char* __restrict__ a2" in render_kernel(k)
+
+
+def test_grid_stride_loop_unravels_iteration_space():
+    src = render_kernel(add_kernel())
+    assert ("for (long long flat = (long long)blockIdx.x * blockDim.x"
+            " + threadIdx.x; flat < 20LL;") in src
+    assert "flat += (long long)blockDim.x * gridDim.x" in src
+    assert "const long long i1 = flat % 5LL;" in src
+    assert "const long long i0 = q1;" in src
+
+
+def test_broadcast_load_uses_zero_stride():
+    src = render_kernel(broadcast_kernel())
+    assert "const float v1 = a1[i1];" in src  # no i0 term: stride 0
+    assert "__fmul_rn(v0, v1)" in src
+
+
+def test_reshape_map_renders_division_and_modulo():
+    src = render_kernel(reshape_kernel())
+    assert "/ 3LL" in src and "% 3LL" in src
+
+
+def test_reduction_structure():
+    src = render_kernel(rowmean_kernel())
+    assert "flat < 4LL;" in src  # one thread per output point
+    assert "double r0 = 0.0;" in src
+    assert "float r1 = (-TJ_INF_F);" in src
+    assert "for (long long j = 0; j < 5LL; ++j) {" in src
+    assert "r0 = (r0 + ((double)v0));" in src
+    assert "r1 = tj_max(r1, v0);" in src
+    assert "const float e0 = ((float)r0);" in src
+    assert "const float e2 = (e0 / e1);" in src
+    assert "a1[i0] = e2;" in src and "a2[i0] = e3;" in src
+    # the epilogue comes after the reduction loop closes
+    assert src.index("const float e0") > src.index("r1 = tj_max")
+
+
+def test_reduction_over_several_axes_and_kept_axis_maps():
+    src = render_kernel(int_reduce_kernel())
+    assert "for (long long j = 0; j < 6LL; ++j) {" in src
+    assert "const long long i2 = j % 2LL;" in src
+    assert "const long long i0 = q2;" in src
+    assert "const long long i1 = flat;" in src
+    assert "r0 = tj_add(r0, ((long long)v0));" in src
+    assert "int r1 = 2147483647;" in src and "int r2 = 1;" in src
+    assert "a3[i1] = e1;" in src  # the kept-axes map, renumbered
+
+
+def test_store_through_a_reduced_axis_is_rejected():
+    k = rowmean_kernel()
+    bad = Kernel(k.name, k.shape, k.args, k.ops,
+                 (Store(1, 2, IndexMap(k.shape, (var(1),))),),
+                 k.reduce_axes, k.reductions, k.epilogue)
+    with pytest.raises(ValueError, match="out of scope"):
+        render_kernel(bad)
+
+
+def test_full_reduction_to_a_scalar():
+    src = render_kernel(any_count_kernel())
+    assert "bool r0 = false;" in src and "r0 = (r0 || v0);" in src
+    assert "a1[0LL] = e0;" in src and "a2[0LL] = e1;" in src
+    assert "flat < 1LL;" in src
+
+
+def test_convert_rendering():
+    assert "tj_to_int32(v0)" in render_kernel(op_kernel("convert", "float32",
+                                                        "int32"))
+    assert "(v0 != 0)" in render_kernel(op_kernel("convert", "float64",
+                                                  "bool"))
+    assert "((double)v0)" in render_kernel(op_kernel("convert", "int64",
+                                                     "float64"))
+
+
+def test_integer_floordiv_uses_the_trap_free_helper():
+    src = render_kernel(op_kernel("floordiv", "int32"))
+    assert "const int v2 = tj_floordiv(v0, v1);" in src
+    assert "int tj_floordiv(int a, int b)" in src
+
+
+@pytest.mark.parametrize("op", sorted(SCALAR_OPS))
+def test_every_scalar_op_renders_for_each_dtype(op):
+    for dtype in APPLIES[op]:
+        targets = ALL if op == "convert" else (None,)
+        for dst in targets:
+            src = render_kernel(op_kernel(op, dtype, dst))
+            assert f"void {op}_{dtype}" in src
+
+
+@pytest.mark.parametrize("op, dtype", [
+    ("exp", "int32"), ("sqrt", "bool"), ("div", "int64"), ("and", "float32"),
+    ("shl", "float64"), ("shr", "bool"), ("not", "float32"),
+    ("floordiv", "bool")])
+def test_undefined_combinations_raise(op, dtype):
+    with pytest.raises(ValueError, match="not defined"):
+        render_kernel(op_kernel(op, dtype))
+
+
+def test_no_fast_math_anywhere():
+    sources = [render_module([op_kernel(op, dt) for op in SCALAR_OPS
+                              for dt in APPLIES[op] if op != "convert"]),
+               render_kernel(rowmean_kernel())]
+    for src in sources:
+        for name in FAST_MATH:
+            assert name not in src
+    assert "expf(v0)" in sources[0] and "tanh(v0)" in sources[0]
+
+
+def test_literals_are_exact():
+    lit = cuda_render.literal
+    assert lit(float("nan"), "float32") == "TJ_NAN_F"
+    assert lit(float("-inf"), "float64") == "(-TJ_INF)"
+    assert lit(-0.0, "float64") == "(-0.0)"
+    assert lit(0.1, "float32") == "0.1f"
+    assert float(np.float32(float(lit(0.1, "float32")[:-1]))) == \
+        float(np.float32(0.1))
+    assert lit(-2 ** 31, "int32") == "(-2147483647 - 1)"
+    assert lit(-2 ** 63, "int64") == "(-9223372036854775807LL - 1)"
+    assert lit(2 ** 31, "int32") == "(-2147483647 - 1)"  # wraps, as astype
+    assert lit(np.True_, "bool") == "true"
+
+
+def test_render_module_shares_one_prelude():
+    src = render_module([add_kernel(), rowmean_kernel()])
+    assert src.count("#define TRACEJIT_CUDA_PRELUDE") == 1
+    assert "void add_f32(" in src and "void rowmean(" in src
+
+
+def test_empty_iteration_space():
+    src = render_kernel(empty_kernel())
+    assert "nothing to do" in src and "for (" not in src.split("void ")[-1]
+
+
+def test_bad_kernel_name_is_rejected():
+    k = add_kernel()
+    bad = Kernel("not a name", k.shape, k.args, k.ops, k.stores)
+    with pytest.raises(ValueError, match="C identifier"):
+        render_kernel(bad)
+
+
+def test_renderer_does_not_import_the_tracer():
+    path = pathlib.Path(cuda_render.__file__)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            mod = "." * node.level + (node.module or "")
+            assert "tracing" not in mod and not mod.endswith("api"), mod
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                assert not alias.name.startswith(("tracejit.tracing",
+                                                  "tracejit.api"))
+
+
+# --------------------------------------------------------------------------
+# Running kernels: on the host through g++ and a shim, or on the GPU.
+
+HOST_SHIM = r"""
+#include <math.h>
+#include <string.h>
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+struct tj_dim3 { unsigned int x, y, z; };
+static const tj_dim3 threadIdx = {0, 0, 0}, blockIdx = {0, 0, 0};
+static const tj_dim3 blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
+static inline float __int_as_float(int i) {
+  float f; memcpy(&f, &i, sizeof f); return f;
+}
+static inline double __longlong_as_double(long long i) {
+  double d; memcpy(&d, &i, sizeof d); return d;
+}
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline double __dmul_rn(double a, double b) { return a * b; }
+"""
+GXX = shutil.which("g++")
+GXX_FLAGS = ["-std=c++17", "-O1", "-ffp-contract=off", "-fno-fast-math"]
+needs_gxx = pytest.mark.skipif(GXX is None, reason="no host C++ compiler")
+
+
+@needs_gxx
+def test_rendered_source_compiles_with_host_compiler(tmp_path):
+    kernels = [add_kernel(), broadcast_kernel(), reshape_kernel(),
+               rowmean_kernel(), int_reduce_kernel(), any_count_kernel(),
+               empty_kernel()]
+    for k, src in enumerate([render_module(kernels)]
+                            + [render_kernel(k) for k in kernels[:2]]):
+        path = tmp_path / f"k{k}.cpp"
+        path.write_text(HOST_SHIM + src)
+        proc = subprocess.run([GXX, *GXX_FLAGS, "-Wall", "-Werror",
+                               "-fsyntax-only", str(path)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+class HostRunner:
+    """Compiles the source with g++ against HOST_SHIM and runs each kernel
+    as a single thread (the grid-stride loop then covers everything)."""
+
+    xp = np
+
+    def __init__(self, source: str, workdir: pathlib.Path):
+        cpp, lib = workdir / "kernels.cpp", workdir / "kernels.so"
+        cpp.write_text(HOST_SHIM + source)
+        proc = subprocess.run([GXX, *GXX_FLAGS, "-fPIC", "-shared", "-o",
+                               str(lib), str(cpp), "-lm"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        self.lib = ctypes.CDLL(str(lib))
+
+    def launch(self, name, arrays, strides):
+        fn = getattr(self.lib, name)
+        fn.restype = None
+        fn(*(ctypes.c_void_p(a.ctypes.data) for a in arrays),
+           ctypes.c_void_p(strides.ctypes.data))
+
+    def to_numpy(self, a):
+        return np.asarray(a)
+
+
+class CupyRunner:
+    """Compiles the source with NVRTC (cupy.RawModule) and launches each
+    kernel with fewer threads than points, so the grid-stride loop wraps."""
+
+    def __init__(self, source: str):
+        import cupy
+        self.xp = cupy
+        self.module = cupy.RawModule(code=source)
+
+    def launch(self, name, arrays, strides):
+        self.module.get_function(name)((3,), (64,), (*arrays, strides))
+        self.xp.cuda.Device().synchronize()
+
+    def to_numpy(self, a):
+        return self.xp.asnumpy(a)
+
+
+def _cupy_or_skip():
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        pytest.skip(f"CuPy unavailable: {exc}")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() == 0:
+            pytest.skip("no GPU")
+    except Exception as exc:
+        pytest.skip(f"no usable GPU: {exc}")
+
+
+def _strided_copy(xp, a):
+    """``a`` on ``xp`` as a view with reversed axis order in memory and a
+    gap after every element: nothing like C order."""
+    t = np.ascontiguousarray(np.repeat(a.T[..., None], 2, axis=-1))
+    return xp.asarray(t)[..., 0].T
+
+
+def run(runner, kernel, inputs):
+    """Launch ``kernel`` on numpy ``inputs`` (one per input argument, in
+    order); returns its outputs as numpy arrays."""
+    xp, feed, arrays = runner.xp, iter(inputs), []
+    for buf in kernel.args:
+        if buf.is_output:
+            assert buf.strides == row_major_strides(buf.shape)
+            arrays.append(xp.zeros(buf.shape, buf.dtype))
+            continue
+        a = np.asarray(next(feed), buf.dtype)
+        assert a.shape == buf.shape
+        arrays.append(_strided_copy(xp, a) if buf.strides is None
+                      else xp.asarray(np.ascontiguousarray(a)))
+    strides = [s // arrays[k].itemsize for k in kernel.runtime_stride_args
+               for s in arrays[k].strides]
+    runner.launch(kernel.name, arrays, xp.asarray(np.array(strides + [0],
+                                                          np.int64)))
+    return [runner.to_numpy(a) for a, buf in zip(arrays, kernel.args)
+            if buf.is_output]
+
+
+# --------------------------------------------------------------------------
+# Scalar-op cases: operands with the awkward values, numpy's answers.
+
+RNG = np.random.default_rng(20240611)
+
+
+def _specials(dtype):
+    if dtype == "bool":
+        return [False, True]
+    if dtype in INTS:
+        info = np.iinfo(dtype)
+        return [0, 1, -1, 2, -2, 3, -3, 7, -7, info.min, info.min + 1,
+                info.max, info.max - 1]
+    return [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 3.0, -3.0, 7.0,
+            1e30, -1e30, np.inf, -np.inf, np.nan]
+
+
+def _random(dtype, n):
+    if dtype == "bool":
+        return RNG.random(n) < 0.5
+    if dtype in INTS:
+        info = np.iinfo(dtype)
+        small = RNG.integers(-20, 21, n)
+        wide = RNG.integers(info.min, info.max, n, endpoint=True)
+        return np.where(RNG.random(n) < 0.5, small, wide).astype(dtype)
+    x = RNG.standard_normal(n) * 10
+    x[::2] = np.round(x[::2])  # exact quotients and ties for floordiv/mod
+    return x.astype(dtype)
+
+
+def _operands(op, dtype, arity):
+    grid = np.array(list(itertools.product(_specials(dtype), repeat=arity)),
+                    dtype).reshape(-1, arity).T
+    xs = [np.concatenate([g, _random(dtype, 200)]) for g in grid]
+    if op in ("shl", "shr"):
+        bits = np.iinfo(dtype).bits
+        xs[1] = RNG.integers(-3, bits + 4, xs[0].size).astype(dtype)
+    elif op == "pow" and dtype in INTS:
+        xs[1] = RNG.integers(-3, 70, xs[0].size).astype(dtype)
+        xs[0][::3] = RNG.integers(-3, 4, xs[0][::3].size)
+    return xs
+
+
+NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply,
+         "div": np.true_divide, "floordiv": np.floor_divide,
+         "mod": np.remainder, "pow": np.power, "max": np.maximum,
+         "min": np.minimum, "neg": np.negative, "abs": np.absolute,
+         "sign": np.sign, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+         "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "lt": np.less,
+         "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
+         "gt": np.greater, "ge": np.greater_equal, "and": np.bitwise_and,
+         "or": np.bitwise_or, "xor": np.bitwise_xor, "not": np.invert,
+         "shl": np.left_shift, "shr": np.right_shift, "copy": np.copy,
+         "select": np.where}
+# numpy refuses these on bool; the kernel semantics are arithmetic mod 2.
+BOOL_EXTRA = {"sub": np.not_equal, "neg": np.copy, "sign": np.copy}
+APPROX = {"exp", "log", "tanh", "sin", "cos", "pow"}
+
+
+def _int_pow(a, b):
+    out = np.power(a, np.where(b < 0, 0, b))
+    minus_one = np.where(b & 1, -1, 1).astype(a.dtype)
+    return np.where(b >= 0, out, np.where(
+        a == 1, 1, np.where(a == -1, minus_one, 0))).astype(a.dtype)
+
+
+def _saturating_cast(x, dtype):
+    info = np.iinfo(dtype)
+    hi = 2.0 ** (info.bits - 1)
+    inside = (x > -hi) & (x < hi)
+    out = np.where(inside, x, 0).astype(dtype)
+    out[x >= hi] = info.max
+    out[x <= -hi] = info.min
+    return out
+
+
+def _reference(op, dtype, xs, dst):
+    with np.errstate(all="ignore"):
+        if op == "convert":
+            if dtype in FLOATS and dst in INTS:
+                return _saturating_cast(xs[0], dst)
+            return xs[0].astype(dst)
+        if op == "pow" and dtype in INTS:
+            return _int_pow(*xs)
+        if dtype == "bool" and op in BOOL_EXTRA:
+            return BOOL_EXTRA[op](*xs)
+        return NUMPY[op](*xs)
+
+
+def _cases():
+    for op in sorted(SCALAR_OPS):
+        for dtype in APPLIES[op]:
+            for dst in (ALL if op == "convert" else (None,)):
+                if op == "select":
+                    xs = [RNG.random(200) < 0.5, _random(dtype, 200),
+                          _random(dtype, 200)]
+                else:
+                    xs = _operands(op, dtype, SCALAR_OPS[op])
+                kernel = op_kernel(op, dtype, dst)
+                n = xs[0].size
+                kernel = elementwise(kernel.name, op,
+                                     [b.dtype for b in kernel.args[:-1]],
+                                     kernel.args[-1].dtype, shape=(n,))
+                yield kernel, xs, _reference(op, dtype, xs, dst), op
+
+
+CASES = list(_cases())
+OTHER_KERNELS = [add_kernel(), broadcast_kernel(), reshape_kernel(),
+                 rowmean_kernel(), int_reduce_kernel(), any_count_kernel(),
+                 empty_kernel()]
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param("host", marks=needs_gxx),
+    pytest.param("cuda", marks=pytest.mark.cuda)])
+def runner(request, tmp_path_factory):
+    source = render_module([k for k, *_ in CASES] + OTHER_KERNELS)
+    if request.param == "host":
+        return HostRunner(source, tmp_path_factory.mktemp("host_kernels"))
+    _cupy_or_skip()
+    return CupyRunner(source)
+
+
+def _assert_matches(got, want, op):
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    if want.dtype.kind == "f" and op in APPROX:
+        rtol = 4e-6 if want.dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-300,
+                                   equal_nan=True)
+        return
+    np.testing.assert_array_equal(got, want)  # NaNs compare equal here
+    if want.dtype.kind == "f" and op not in ("max", "min"):
+        numbers = ~np.isnan(want)  # signed zeros must match too
+        np.testing.assert_array_equal(np.signbit(got[numbers]),
+                                      np.signbit(want[numbers]))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[k.name for k, *_ in CASES])
+def test_scalar_op_matches_numpy(runner, case):
+    kernel, xs, want, op = case
+    (got,) = run(runner, kernel, xs)
+    _assert_matches(got, np.asarray(want), op)
+
+
+def test_add_and_broadcast_kernels(runner):
+    x = RNG.standard_normal((4, 5)).astype(np.float32)
+    y = RNG.standard_normal((4, 5)).astype(np.float32)
+    b = RNG.standard_normal((1, 5)).astype(np.float32)
+    np.testing.assert_array_equal(run(runner, add_kernel(), [x, y])[0], x + y)
+    np.testing.assert_array_equal(run(runner, broadcast_kernel(), [x, b])[0],
+                                  x * b)
+    xi = np.arange(6, dtype=np.int64).reshape(2, 3) * 10
+    np.testing.assert_array_equal(run(runner, reshape_kernel(), [xi])[0],
+                                  xi.reshape(6))
+    (out,) = run(runner, empty_kernel(), [np.zeros((0, 5))])
+    assert out.shape == (0, 5)
+
+
+def test_reduction_kernels(runner):
+    x = RNG.standard_normal((4, 5)).astype(np.float32)
+    x[2, 3] = np.nan
+    mean, mx = run(runner, rowmean_kernel(), [x])
+    want = (x.astype(np.float64).sum(axis=1).astype(np.float32)
+            / np.float32(5))
+    np.testing.assert_array_equal(mean, want)
+    np.testing.assert_array_equal(mx, x.max(axis=1))
+
+    xi = RNG.integers(-2 ** 31, 2 ** 31, (3, 4, 2)).astype(np.int32)
+    bias = np.array([1, -2, 3, 2 ** 40], np.int64)
+    total, low, prod = run(runner, int_reduce_kernel(), [xi, bias])
+    np.testing.assert_array_equal(
+        total, xi.astype(np.int64).sum(axis=(0, 2)) + bias)
+    np.testing.assert_array_equal(low, xi.min(axis=(0, 2)))
+    np.testing.assert_array_equal(prod, xi.prod(axis=(0, 2), dtype=np.int32))
+
+    xb = np.array([False, True, False, True, True, False])
+    anyv, count = run(runner, any_count_kernel(), [xb])
+    assert anyv.shape == () and bool(anyv) and int(count) == 3
+    anyv, count = run(runner, any_count_kernel(), [np.zeros(6, bool)])
+    assert not bool(anyv) and int(count) == 0
+
+
+@pytest.mark.cuda
+def test_gpu_is_visible_to_cupy():
+    _cupy_or_skip()
+    import cupy
+    assert cupy.cuda.runtime.getDeviceCount() >= 1
