@@ -12,6 +12,13 @@ import llvmlite.binding as llvm
 
 @functools.cache
 def target_machine():
+    """The shared target machine for optimizing and printing assembly.  Never
+    hand it to an execution engine: llvmlite makes the engine its owner, and
+    it would be freed with that engine."""
+    return _new_target_machine()
+
+
+def _new_target_machine():
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     target = llvm.Target.from_default_triple()
@@ -44,7 +51,7 @@ class NativeCode:
         self.ir_text = ir_text
         self.module = optimize(ir_text)
         self.engine = llvm.create_mcjit_compiler(self.module,
-                                                 target_machine())
+                                                 _new_target_machine())
         self.engine.finalize_object()
 
     def address(self, name: str) -> int:
