@@ -1,0 +1,1 @@
+"""Benchmarks for tracejit (see benchmarks/README.md)."""
