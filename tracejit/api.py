@@ -54,6 +54,7 @@ class _Traced:
     module: Module
     out_tree: tree.TreeDef
     out_weak: list
+    int32_leaves: tuple = ()   # Python-int leaves the program casts to int32
 
 
 class Jitted:
@@ -80,6 +81,13 @@ class Jitted:
         self._traced: dict = {}
         self._compiled: dict = {}
         self._stats = {"hits": 0, "misses": 0, "traces": 0, "compiles": 0}
+
+    def __get__(self, obj, objtype=None):
+        """Bind like a function, so ``@jit`` works on methods (``self`` is
+        then argument 0: mark it static, or pass arrays only)."""
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
 
     # ---- signatures --------------------------------------------------------
     def _split(self, args, kwargs):
@@ -118,7 +126,7 @@ class Jitted:
         positions = tuple(n for n, _ in dyn_args)
         key = (treedef, positions,
                tuple((s.aval.shape, s.aval.dtype, s.weak) for s in specs),
-               tuple(static))
+               tuple((k, _type_tag(v), v) for k, v in static))
         return key, arrays, specs, treedef, positions, dict(static)
 
     def _arg_name(self, n: int) -> str:
@@ -159,8 +167,9 @@ class Jitted:
 
         module, weak = trace(flat_fun, specs, _module_name(self.fun))
         self._stats["traces"] += 1
+        narrowed = _int32_leaves(module, specs)
         run_pipeline(module)
-        traced = _Traced(module, out_tree_box[0], weak)
+        traced = _Traced(module, out_tree_box[0], weak, narrowed)
         self._traced[key] = traced
         return traced
 
@@ -169,7 +178,8 @@ class Jitted:
         entry = self._compiled.get(key)
         if entry is None:
             program = assign_buffers(lower_to_program(traced.module))
-            entry = (CpuExecutable(program), traced.out_tree)
+            entry = (CpuExecutable(program), traced.out_tree,
+                     traced.int32_leaves)
             self._stats["compiles"] += 1
             self._compiled[key] = entry
         return entry
@@ -184,7 +194,8 @@ class Jitted:
             entry = self._compile(key, traced)
         else:
             self._stats["hits"] += 1
-        executable, out_tree = entry
+        executable, out_tree, int32_leaves = entry
+        _check_int32(int32_leaves, arrays, specs)
         return tree.unflatten(out_tree, executable(arrays))
 
     def lower(self, *args, **kwargs) -> "Lowered":
@@ -212,17 +223,20 @@ class Lowered:
         return self._traced.module.text()
 
     def compile(self) -> "Compiled":
-        executable, out_tree = self._jitted._compile(self._key, self._traced)
-        return Compiled(self._jitted, self._key, executable, out_tree)
+        executable, out_tree, int32_leaves = self._jitted._compile(
+            self._key, self._traced)
+        return Compiled(self._jitted, self._key, executable, out_tree,
+                        int32_leaves)
 
 
 class Compiled:
     """The executable for one signature."""
 
     def __init__(self, jitted: Jitted, key, executable: CpuExecutable,
-                 out_tree):
+                 out_tree, int32_leaves=()):
         self._jitted, self._key = jitted, key
         self.executable, self._out_tree = executable, out_tree
+        self._int32_leaves = int32_leaves
 
     def as_text(self) -> str:
         """The generated LLVM IR."""
@@ -239,11 +253,47 @@ class Compiled:
         return self.executable.program.describe()
 
     def __call__(self, *args, **kwargs):
-        key, arrays, *_ = self._jitted._split(args, kwargs)
+        key, arrays, specs, *_ = self._jitted._split(args, kwargs)
         if key != self._key:
             raise TypeError("arguments do not match the signature this "
                             "executable was compiled for")
+        _check_int32(self._int32_leaves, arrays, specs)
         return tree.unflatten(self._out_tree, self.executable(arrays))
+
+
+def _int32_leaves(module: Module, specs) -> tuple:
+    """Leaves that are Python ints (weak int64) which the traced program
+    converts to int32, as numpy does when one meets an int32 array."""
+    params = {ins.id: ins.attr("index") for ins in module.instructions
+              if ins.op == "parameter"}
+    out = set()
+    for ins in module.instructions:
+        if ins.op == "convert" and ins.attr("dtype") == "int32" and \
+                ins.operands[0] in params:
+            k = params[ins.operands[0]]
+            if specs[k].weak and specs[k].aval.dtype == "int64":
+                out.add(k)
+    return tuple(sorted(out))
+
+
+def _check_int32(leaves: tuple, arrays, specs) -> None:
+    """numpy raises OverflowError for a Python int that does not fit the
+    int32 it is cast to (NEP 50); the value is only known at call time."""
+    for k in leaves:
+        value = int(arrays[k])
+        if not -2**31 <= value < 2**31:
+            raise OverflowError(f"argument {specs[k].name}: Python integer "
+                                f"{value} out of bounds for int32")
+
+
+def _type_tag(value):
+    """The types inside a static value: 2, 2.0 and True hash and compare
+    equal but trace differently, so the cache key tells them apart."""
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_type_tag(v) for v in value))
+    if isinstance(value, frozenset):
+        return (type(value), frozenset(_type_tag(v) for v in value))
+    return type(value)
 
 
 def _module_name(fun) -> str:
@@ -255,22 +305,31 @@ def _to_array(leaf, path: str):
     """(numpy array, weak) for one argument leaf, or a clear TypeError."""
     if isinstance(leaf, (bool, np.bool_)):
         return np.asarray(leaf, dtype=bool), False
-    if isinstance(leaf, int) and not isinstance(leaf, np.integer):
+    if isinstance(leaf, np.generic):
+        # numpy scalars are strongly typed, even np.float64, which is a
+        # subclass of Python float (NEP 50)
+        return _checked_array(np.asarray(leaf), path), False
+    if isinstance(leaf, int):
         if not -2**63 <= leaf < 2**63:
             raise OverflowError(f"argument {path}: Python int {leaf} does not "
                                 "fit in int64")
         return np.asarray(leaf, dtype=np.int64), True
     if isinstance(leaf, float):
         return np.asarray(leaf, dtype=np.float64), True
-    if isinstance(leaf, (np.ndarray, np.generic)):
-        arr = np.asarray(leaf)
-    else:
+    if not isinstance(leaf, np.ndarray):
         raise TypeError(f"argument {path}: {type(leaf).__name__} is not a "
                         "valid jit argument (numpy arrays, numpy or Python "
                         "scalars, and tuples/lists/dicts/None of them); mark "
                         "it static if it is configuration")
+    return _checked_array(np.asarray(leaf), path), False
+
+
+def _checked_array(arr: np.ndarray, path: str) -> np.ndarray:
     if arr.dtype.name not in SUPPORTED_DTYPES:
         raise UnsupportedError(f"argument {path}: dtype {arr.dtype} is not "
                                f"supported (supported: "
                                f"{', '.join(SUPPORTED_DTYPES)})")
-    return arr, False
+    if not arr.dtype.isnative:
+        # the kernels read native byte order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr

@@ -66,7 +66,7 @@ class Instruction:
     def text(self) -> str:
         args = ", ".join(f"%{o}" for o in self.operands)
         extra = "".join(f", {k}={_attr_text(v)}" for k, v in self.attrs)
-        if self.op == "parameter" or self.op == "constant":
+        if (self.op == "parameter" or self.op == "constant") and self.attrs:
             args, extra = _attr_text(self.attrs[0][1]), ""
         return f"%{self.id} = {self.aval} {self.op}({args}{extra})"
 

@@ -37,17 +37,29 @@ def run_pipeline(module: Module, passes=None) -> Module:
     check = os.environ.get("TRACEJIT_VERIFY") == "1"
     if dump_dir:
         os.makedirs(dump_dir, exist_ok=True)
-        _dump(dump_dir, module, 0, "traced")
+        stem = _dump_stem(dump_dir, module.name)
+        _dump(dump_dir, stem, module, 0, "traced")
     for n, pass_fn in enumerate(passes, start=1):
         pass_fn(module)
         if check:
             verify(module)
         if dump_dir:
-            _dump(dump_dir, module, n, pass_fn.__name__)
+            _dump(dump_dir, stem, module, n, pass_fn.__name__)
     return module
 
 
-def _dump(dump_dir: str, module: Module, n: int, name: str) -> None:
-    path = os.path.join(dump_dir, f"{module.name}.{n:02d}.{name}.txt")
+def _dump_stem(dump_dir: str, name: str) -> str:
+    """``name``, or ``name_K`` if an earlier trace (another signature of the
+    same function) already dumped under ``name``: dumps never overwrite."""
+    stem, k = name, 0
+    while os.path.exists(os.path.join(dump_dir, f"{stem}.00.traced.txt")):
+        k += 1
+        stem = f"{name}_{k}"
+    return stem
+
+
+def _dump(dump_dir: str, stem: str, module: Module, n: int,
+          name: str) -> None:
+    path = os.path.join(dump_dir, f"{stem}.{n:02d}.{name}.txt")
     with open(path, "w") as f:
         f.write(module.text())

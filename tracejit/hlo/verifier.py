@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .module import Aval, Module
-from .primitives import PRIMITIVES, ShapeError, Source
+from .primitives import PRIMITIVES, Reduce, Scalar, ShapeError, Source, View
 
 
 class VerifierError(AssertionError):
@@ -33,11 +33,17 @@ def verify(module: Module) -> None:
         if isinstance(prim.lowering, Source):
             _check_source(ins, where)
         else:
+            arity = _arity(prim)
+            if arity is not None and len(ins.operands) != arity:
+                raise VerifierError(f"{ins.op} takes {arity} operand(s), "
+                                    f"got {len(ins.operands)} {where}")
             avals = [defined[o] for o in ins.operands]
             try:
                 expected = prim.abstract_eval(avals, ins.attr_dict)
-            except (ShapeError, KeyError, TypeError) as err:
-                raise VerifierError(f"{err} {where}") from err
+            except (ShapeError, KeyError, TypeError, ValueError,
+                    IndexError) as err:
+                raise VerifierError(f"{type(err).__name__}: {err} {where}") \
+                    from err
             if expected != ins.aval:
                 raise VerifierError(f"aval {ins.aval} but rule gives "
                                     f"{expected} {where}")
@@ -48,6 +54,17 @@ def verify(module: Module) -> None:
     for o in module.outputs:
         if o not in defined:
             raise VerifierError(f"output %{o} undefined in {module.name}")
+
+
+def _arity(prim) -> int | None:
+    """The number of operands ``prim`` takes, where its lowering fixes it."""
+    how = prim.lowering
+    if isinstance(how, Scalar):
+        from ..fusion.kernel import SCALAR_OPS
+        return SCALAR_OPS.get(how.op)
+    if isinstance(how, (View, Reduce)):
+        return 1
+    return None
 
 
 def _check_source(ins, where: str) -> None:

@@ -244,6 +244,8 @@ class IndexMap:
 
     def reshape(self, shape: tuple[int, ...]) -> "IndexMap":
         shape = tuple(shape)
+        if math.prod(shape) == 0:       # nothing is ever read
+            return IndexMap(shape, tuple(const(0) for _ in self.exprs))
         linear = const(0)
         for k, stride in enumerate(_row_major_strides(shape)):
             linear = linear + var(k).scale(stride)
