@@ -1,0 +1,43 @@
+"""Test configuration shared by the whole suite.
+
+* ``TRACEJIT_VERIFY=1``: the HLO verifier runs after every pass in tests.
+* Hypothesis profiles, chosen with the ``HYPOTHESIS_PROFILE`` environment
+  variable:
+
+  - ``ci`` (the default): few examples, derandomized and without an example
+    database, so every run tries the same inputs and the whole suite stays
+    well under 10 minutes on a 2-core machine;
+  - ``dev``: many more examples, randomized, for hunting bugs locally
+    (``HYPOTHESIS_PROFILE=dev python3 -m pytest tests``).
+
+  Tests that need more examples than the profile's default (the random
+  program property) scale from ``settings().max_examples``.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ["TRACEJIT_VERIFY"] = "1"
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_SLOW_CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large,
+                HealthCheck.filter_too_much]
+
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=_SLOW_CHECKS,
+)
+settings.register_profile(
+    "dev",
+    max_examples=500,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SLOW_CHECKS,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
