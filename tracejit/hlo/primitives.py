@@ -351,7 +351,8 @@ def _compose_reshape(inner, outer):
 ALGEBRA = {
     "add": dict(left_identity=_additive_identity,
                 right_identity=_additive_identity),
-    "subtract": dict(right_identity=lambda dtype: 0),
+    "subtract": dict(right_identity=lambda dtype:
+                     0.0 if dtype.startswith("float") else 0),
     "multiply": dict(left_identity=_multiplicative_identity,
                      right_identity=_multiplicative_identity),
     "divide": dict(right_identity=lambda dtype: 1),

@@ -14,6 +14,7 @@ from .primitives import PRIMITIVES, Scalar, Source, View
 from .rewrite import constant_value, is_splat, replace_uses
 
 FOLD_LIMIT = 4096      # largest constant (elements) folding may create
+FOLD_INPUT_LIMIT = 1 << 16   # largest operand folding may read
 
 
 def _is_identity_element(module, ins_id, dtype, make) -> bool:
@@ -92,9 +93,9 @@ def _simplified(module, ins, prim, current):
 
 def constant_fold(module: Module) -> bool:
     """Evaluates, with the primitive's numpy reference, every instruction
-    whose operands are all constants and whose result has at most
-    FOLD_LIMIT elements (large constants are never materialized at compile
-    time).  An elementwise op on broadcasts of constants folds on the small
+    whose operands are all constants, whose result has at most FOLD_LIMIT
+    elements and whose operands at most FOLD_INPUT_LIMIT (so compiling never
+    materializes or scans a large constant; a broadcast is never expanded).  An elementwise op on broadcasts of constants folds on the small
     constants and is broadcast again."""
     changed = False
     for ins in list(module.instructions):
@@ -103,8 +104,9 @@ def constant_fold(module: Module) -> bool:
             continue
         operands = [module.get(o) for o in ins.operands]
         if all(o.op == "constant" for o in operands):
-            grows = ins.aval.size > max(o.aval.size for o in operands)
-            if ins.aval.size > FOLD_LIMIT or \
+            largest = max(o.aval.size for o in operands)
+            grows = ins.aval.size > largest
+            if ins.aval.size > FOLD_LIMIT or largest > FOLD_INPUT_LIMIT or \
                     (isinstance(prim.lowering, View) and grows):
                 continue
             value = _evaluate(prim, ins, [o.attr("value") for o in operands])
