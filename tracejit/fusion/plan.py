@@ -193,6 +193,7 @@ class Planner:
             if target is None:
                 target = self.new_group(root, groups)
                 graph.add_node(target.id)
+                self.say(f"new kernel {target.id} for {self.name(root)}")
             target.roots.append(root)
             group_of[root] = target.id
             for src, _ in reads:
