@@ -276,10 +276,8 @@ def _ops(kernel: Kernel, s: int, after: bool, names: tuple) -> list[str]:
         elif op.op == "reduced":  # args: (reduction number,)
             (r,) = op.args
             if not 0 <= r < done:
-                raise ValueError(f"{prefix}{k}: reduction r{r} is not "
-                                 "finished here")
-            value = convert(f"r{r}", kernel.reductions[r].acc_dtype,
-                            op.dtype)
+                raise ValueError(f"{prefix}{k}: r{r} is not finished here")
+            value = convert(f"r{r}", kernel.reductions[r].acc_dtype, op.dtype)
         elif op.op == "point":  # args: (stage, index into its after list)
             t, n = op.args
             if not (0 <= t < s and 0 <= n < len(kernel.stages[t].after)):
@@ -302,15 +300,11 @@ def _ops(kernel: Kernel, s: int, after: bool, names: tuple) -> list[str]:
 
 def _stores(kernel: Kernel, s: int, after: bool, names: tuple) -> list[str]:
     ops, stores, prefix = _part(kernel, s, after)
-    lines = []
-    for st in stores:
-        if not kernel.args[st.arg].is_output:
-            raise ValueError(f"kernel {kernel.name!r} stores to an input")
-        lines.append(f"a{st.arg}[{_offset(kernel, st.arg, st.index, names)}]"
-                     " = " + convert(f"{prefix}{st.value}",
-                                     ops[st.value].dtype,
-                                     kernel.args[st.arg].dtype) + ";")
-    return lines
+    if any(not kernel.args[st.arg].is_output for st in stores):
+        raise ValueError(f"kernel {kernel.name!r} stores to an input")
+    return [f"a{st.arg}[{_offset(kernel, st.arg, st.index, names)}] = "
+            + convert(f"{prefix}{st.value}", ops[st.value].dtype,
+                      kernel.args[st.arg].dtype) + ";" for st in stores]
 
 
 def _unravel(flat: str, axes: tuple[int, ...], shape) -> list[str]:
