@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import dataclasses
 import itertools
 import pathlib
 import shutil
@@ -22,10 +23,13 @@ import subprocess
 import numpy as np
 import pytest
 
+import tracejit
+
 from tracejit.backends.cuda import render_kernel, render_module
 from tracejit.backends.cuda import render as cuda_render
 from tracejit.fusion.kernel import (SCALAR_OPS, BufferArg, Kernel, Reduction,
-                                    ScalarOp, Store)
+                                    ScalarOp, Stage, Store)
+from tracejit.fusion.program import KernelStep
 from tracejit.layout.indexing import IndexMap, row_major_strides, var
 
 FLOATS = ("float32", "float64")
@@ -52,6 +56,11 @@ FAST_MATH = ("__expf", "__exp10f", "__logf", "__log2f", "__log10f",
 # --------------------------------------------------------------------------
 # Kernel builders.
 
+def one_stage(name, shape, args, ops, stores):
+    """A kernel without reduce axes: one stage run at every point."""
+    return Kernel(name, shape, args, (Stage(ops, stores=stores),))
+
+
 def elementwise(name, op, in_dtypes, out_dtype, shape=(7,), **extra):
     """out = op(x0, x1, ...) over ``shape``; inputs have run-time strides,
     the output static row-major ones."""
@@ -64,7 +73,7 @@ def elementwise(name, op, in_dtypes, out_dtype, shape=(7,), **extra):
     ops = tuple(ScalarOp("load", dt, arg=k, index=idx)
                 for k, dt in enumerate(in_dtypes))
     ops += (ScalarOp(op, out_dtype, tuple(range(n)), **extra),)
-    return Kernel(name, shape, args, ops, (Store(n, n, idx),))
+    return one_stage(name, shape, args, ops, (Store(n, n, idx),))
 
 
 def op_kernel(op, dtype, dst=None):
@@ -94,7 +103,7 @@ def broadcast_kernel():
     ops = (ScalarOp("load", "float32", arg=0, index=idx),
            ScalarOp("load", "float32", arg=1, index=bmap),
            ScalarOp("mul", "float32", (0, 1)))
-    return Kernel("bcast_mul", shape, args, ops, (Store(2, 2, idx),))
+    return one_stage("bcast_mul", shape, args, ops, (Store(2, 2, idx),))
 
 
 def reshape_kernel():
@@ -103,8 +112,8 @@ def reshape_kernel():
     args = (BufferArg("x", "int64", (2, 3), None),
             BufferArg("out", "int64", (6,), (1,), True))
     ops = (ScalarOp("load", "int64", arg=0, index=xmap),)
-    return Kernel("reshape_copy", (6,), args, ops,
-                  (Store(1, 0, IndexMap.identity((6,))),))
+    return one_stage("reshape_copy", (6,), args, ops,
+                     (Store(1, 0, IndexMap.identity((6,))),))
 
 
 def rowmean_kernel():
@@ -115,16 +124,15 @@ def rowmean_kernel():
             BufferArg("mean", "float32", (4,), (1,), True),
             BufferArg("max", "float32", (4,), (1,), True))
     ops = (ScalarOp("load", "float32", arg=0, index=IndexMap.identity(shape)),)
-    epilogue = (ScalarOp("reduced", "float32", (0,)),
+    after = (ScalarOp("reduced", "float32", (0,)),
                 ScalarOp("const", "float32", value=5),
                 ScalarOp("div", "float32", (0, 1)),
                 ScalarOp("reduced", "float32", (1,)))
-    return Kernel("rowmean", shape, args, ops,
-                  (Store(1, 2, out_map), Store(2, 3, out_map)),
-                  reduce_axes=(1,),
-                  reductions=(Reduction(0, "add", "float64"),
-                              Reduction(0, "max", "float32")),
-                  epilogue=epilogue)
+    stage = Stage(ops, (Reduction(0, "add", "float64"),
+                        Reduction(0, "max", "float32")),
+                  after=after,
+                  after_stores=(Store(1, 2, out_map), Store(2, 3, out_map)))
+    return Kernel("rowmean", shape, args, (stage,), reduce_axes=(1,))
 
 
 def int_reduce_kernel():
@@ -139,19 +147,18 @@ def int_reduce_kernel():
             BufferArg("min", "int32", (4,), (1,), True),
             BufferArg("prod", "int32", (4,), (1,), True))
     ops = (ScalarOp("load", "int32", arg=0, index=IndexMap.identity(shape)),)
-    epilogue = (ScalarOp("reduced", "int64", (0,)),
+    after = (ScalarOp("reduced", "int64", (0,)),
                 ScalarOp("reduced", "int32", (1,)),
                 ScalarOp("reduced", "int32", (2,)),
                 ScalarOp("load", "int64", arg=1, index=full_map),
                 ScalarOp("add", "int64", (0, 3)))
-    return Kernel("int_reduce", shape, args, ops,
-                  (Store(2, 4, full_map), Store(3, 1, kept_map),
-                   Store(4, 2, full_map)),
-                  reduce_axes=(0, 2),
-                  reductions=(Reduction(0, "add", "int64"),
-                              Reduction(0, "min", "int32"),
-                              Reduction(0, "mul", "int32")),
-                  epilogue=epilogue)
+    stage = Stage(ops, (Reduction(0, "add", "int64"),
+                        Reduction(0, "min", "int32"),
+                        Reduction(0, "mul", "int32")),
+                  after=after,
+                  after_stores=(Store(2, 4, full_map), Store(3, 1, kept_map),
+                                Store(4, 2, full_map)))
+    return Kernel("int_reduce", shape, args, (stage,), reduce_axes=(0, 2))
 
 
 def any_count_kernel():
@@ -163,14 +170,61 @@ def any_count_kernel():
             BufferArg("count", "int64", (), (), True))
     ops = (ScalarOp("load", "bool", arg=0, index=IndexMap.identity(shape)),
            ScalarOp("convert", "int64", (0,)))
-    epilogue = (ScalarOp("reduced", "bool", (0,)),
+    after = (ScalarOp("reduced", "bool", (0,)),
                 ScalarOp("reduced", "int64", (1,)))
-    return Kernel("any_count", shape, args, ops,
-                  (Store(1, 0, scalar), Store(2, 1, scalar)),
-                  reduce_axes=(0,),
-                  reductions=(Reduction(0, "max", "bool"),
-                              Reduction(1, "add", "int64")),
-                  epilogue=epilogue)
+    stage = Stage(ops, (Reduction(0, "max", "bool"),
+                        Reduction(1, "add", "int64")),
+                  after=after,
+                  after_stores=(Store(1, 0, scalar), Store(2, 1, scalar)))
+    return Kernel("any_count", shape, args, (stage,), reduce_axes=(0,))
+
+
+def softmax_kernel(shape=(4, 5)):
+    """Row softmax of a run-time-strided float32 x in three stages:
+
+    0. m = max(x)                      (after: s0p0 = m)
+    1. e = exp(x - m), stored to a temp; s = sum(e) in float64
+                                       (after: lse = log(s) + m, stored)
+    2. out = temp / s
+
+    Stage 1's row loop reads stage 0's reduction (``reduced``), its after
+    list a value of stage 0's (``point``); stage 2 reads a temp that stage
+    1 wrote."""
+    rows, cols = shape
+    idx, row_map = IndexMap.identity(shape), IndexMap(shape, (var(0),))
+    args = (BufferArg("x", "float32", shape, None),
+            BufferArg("e", "float32", shape, row_major_strides(shape), True),
+            BufferArg("out", "float32", shape, row_major_strides(shape), True),
+            BufferArg("lse", "float32", (rows,), (1,), True))
+    f32 = "float32"
+    stage0 = Stage(ops=(ScalarOp("load", f32, arg=0, index=idx),),
+                   reductions=(Reduction(0, "max", f32),),
+                   after=(ScalarOp("reduced", f32, (0,)),))
+    stage1 = Stage(ops=(ScalarOp("load", f32, arg=0, index=idx),
+                        ScalarOp("reduced", f32, (0,)),
+                        ScalarOp("sub", f32, (0, 1)),
+                        ScalarOp("exp", f32, (2,))),
+                   reductions=(Reduction(3, "add", "float64"),),
+                   stores=(Store(1, 3, idx),),
+                   after=(ScalarOp("reduced", f32, (1,)),
+                          ScalarOp("log", f32, (0,)),
+                          ScalarOp("point", f32, (0, 0)),
+                          ScalarOp("add", f32, (1, 2))),
+                   after_stores=(Store(3, 3, row_map),))
+    stage2 = Stage(ops=(ScalarOp("load", f32, arg=1, index=idx),
+                        ScalarOp("reduced", f32, (1,)),
+                        ScalarOp("div", f32, (0, 1))),
+                   stores=(Store(2, 2, idx),))
+    return Kernel("softmax3", shape, args, (stage0, stage1, stage2),
+                  reduce_axes=(1,))
+
+
+def softmax_reference(x):
+    """numpy's answers for softmax_kernel: (e, out, lse)."""
+    m = x.max(axis=1)
+    e = np.exp(x - m[:, None])
+    s = e.astype(np.float64).sum(axis=1).astype(np.float32)
+    return e, e / s[:, None], np.log(s) + m
 
 
 def empty_kernel():
@@ -192,9 +246,9 @@ def test_signature_restrict_and_strides():
             "float* __restrict__ a2, "
             "const long long* __restrict__ strides)") in src
     # run-time strides: two slots per input, in argument order
-    assert "const float v0 = a0[strides[0] * i0 + strides[1] * i1];" in src
-    assert "const float v1 = a1[strides[2] * i0 + strides[3] * i1];" in src
-    assert "a2[5LL * i0 + i1] = v2;" in src  # static output strides folded
+    assert "const float s0v0 = a0[strides[0] * i0 + strides[1] * i1];" in src
+    assert "const float s0v1 = a1[strides[2] * i0 + strides[3] * i1];" in src
+    assert "a2[5LL * i0 + i1] = s0v2;" in src  # static output strides folded
 
 
 def test_buffer_types():
@@ -218,8 +272,8 @@ def test_grid_stride_loop_unravels_iteration_space():
 
 def test_broadcast_load_uses_zero_stride():
     src = render_kernel(broadcast_kernel())
-    assert "const float v1 = a1[i1];" in src  # no i0 term: stride 0
-    assert "__fmul_rn(v0, v1)" in src
+    assert "const float s0v1 = a1[i1];" in src  # no i0 term: stride 0
+    assert "__fmul_rn(s0v0, s0v1)" in src
 
 
 def test_reshape_map_renders_division_and_modulo():
@@ -233,13 +287,13 @@ def test_reduction_structure():
     assert "double r0 = 0.0;" in src
     assert "float r1 = (-TJ_INF_F);" in src
     assert "for (long long j = 0; j < 5LL; ++j) {" in src
-    assert "r0 = (r0 + ((double)v0));" in src
-    assert "r1 = tj_max(r1, v0);" in src
-    assert "const float e0 = ((float)r0);" in src
-    assert "const float e2 = (e0 / e1);" in src
-    assert "a1[i0] = e2;" in src and "a2[i0] = e3;" in src
-    # the epilogue comes after the reduction loop closes
-    assert src.index("const float e0") > src.index("r1 = tj_max")
+    assert "r0 = (r0 + ((double)s0v0));" in src
+    assert "r1 = tj_max(r1, s0v0);" in src
+    assert "const float s0p0 = ((float)r0);" in src
+    assert "const float s0p2 = (s0p0 / s0p1);" in src
+    assert "a1[i0] = s0p2;" in src and "a2[i0] = s0p3;" in src
+    # the after list comes after the reduction loop closes
+    assert src.index("const float s0p0") > src.index("r1 = tj_max")
 
 
 def test_reduction_over_several_axes_and_kept_axis_maps():
@@ -248,39 +302,96 @@ def test_reduction_over_several_axes_and_kept_axis_maps():
     assert "const long long i2 = j % 2LL;" in src
     assert "const long long i0 = q2;" in src
     assert "const long long i1 = flat;" in src
-    assert "r0 = tj_add(r0, ((long long)v0));" in src
+    assert "r0 = tj_add(r0, ((long long)s0v0));" in src
     assert "int r1 = 2147483647;" in src and "int r2 = 1;" in src
-    assert "a3[i1] = e1;" in src  # the kept-axes map, renumbered
+    assert "a3[i1] = s0p1;" in src  # the kept-axes map, renumbered
+
+
+def test_staged_kernel_structure():
+    src = render_kernel(softmax_kernel())
+    body = src[src.index("void softmax3("):]
+    assert body.count("for (long long j = 0; j < 5LL; ++j) {") == 3
+    assert body.count("flat < 4LL;") == 1  # one thread per row, all stages
+    order = ["// stage 0", "float r0 = (-TJ_INF_F);", "r0 = tj_max(r0, s0v0);",
+             "const float s0p0 = r0;", "// stage 1", "double r1 = 0.0;",
+             "const float s1v1 = r0;", "const float s1v3 = expf(s1v2);",
+             "r1 = (r1 + ((double)s1v3));", "a1[5LL * i0 + i1] = s1v3;",
+             "const float s1p0 = ((float)r1);", "const float s1p2 = s0p0;",
+             "a3[i0] = s1p3;", "// stage 2", "const float s2v0 = a1[",
+             "const float s2v1 = ((float)r1);", "a2[5LL * i0 + i1] = s2v2;"]
+    at = [body.index(text) for text in order]
+    assert at == sorted(at), order
+    # each stage's row loop closes before its after list and the next stage
+    assert body.index("}", at[5]) < at[10]
+
+
+def _restage(kernel, s, **changes):
+    stages = list(kernel.stages)
+    stages[s] = dataclasses.replace(stages[s], **changes)
+    return dataclasses.replace(kernel, stages=tuple(stages))
+
+
+def test_values_used_before_they_exist_are_rejected():
+    k = softmax_kernel()
+    # stage 1's row loop reading its own, unfinished, reduction
+    ops = k.stages[1].ops[:1] + (ScalarOp("reduced", "float32", (1,)),) \
+        + k.stages[1].ops[2:]
+    with pytest.raises(ValueError, match="not finished"):
+        render_kernel(_restage(k, 1, ops=ops))
+    # stage 0's after list reading a point value of its own stage
+    after = (ScalarOp("point", "float32", (0, 0)),)
+    with pytest.raises(ValueError, match="not computed before"):
+        render_kernel(_restage(k, 0, after=after))
+    # a point value that does not exist
+    after = k.stages[1].after[:2] + (ScalarOp("point", "float32", (0, 7)),) \
+        + k.stages[1].after[3:]
+    with pytest.raises(ValueError, match="not computed before"):
+        render_kernel(_restage(k, 1, after=after))
+
+
+def test_kernel_without_reduce_axes_has_one_plain_stage():
+    k = add_kernel()
+    for bad in (dataclasses.replace(k, stages=k.stages * 2),
+                _restage(k, 0, after=(ScalarOp("const", "int32", value=1),)),
+                _restage(k, 0, reductions=(Reduction(0, "add", "float32"),))):
+        with pytest.raises(ValueError, match="one stage"):
+            render_kernel(bad)
 
 
 def test_store_through_a_reduced_axis_is_rejected():
     k = rowmean_kernel()
-    bad = Kernel(k.name, k.shape, k.args, k.ops,
-                 (Store(1, 2, IndexMap(k.shape, (var(1),))),),
-                 k.reduce_axes, k.reductions, k.epilogue)
+    bad = _restage(k, 0, after_stores=(
+        Store(1, 2, IndexMap(k.shape, (var(1),))),))
     with pytest.raises(ValueError, match="out of scope"):
+        render_kernel(bad)
+
+
+def test_store_to_an_input_is_rejected():
+    k = softmax_kernel()
+    bad = _restage(k, 2, stores=(Store(0, 2, IndexMap.identity(k.shape)),))
+    with pytest.raises(ValueError, match="stores to an input"):
         render_kernel(bad)
 
 
 def test_full_reduction_to_a_scalar():
     src = render_kernel(any_count_kernel())
-    assert "bool r0 = false;" in src and "r0 = (r0 || v0);" in src
-    assert "a1[0LL] = e0;" in src and "a2[0LL] = e1;" in src
+    assert "bool r0 = false;" in src and "r0 = (r0 || s0v0);" in src
+    assert "a1[0LL] = s0p0;" in src and "a2[0LL] = s0p1;" in src
     assert "flat < 1LL;" in src
 
 
 def test_convert_rendering():
-    assert "tj_to_int32(v0)" in render_kernel(op_kernel("convert", "float32",
+    assert "tj_to_int32(s0v0)" in render_kernel(op_kernel("convert", "float32",
                                                         "int32"))
-    assert "(v0 != 0)" in render_kernel(op_kernel("convert", "float64",
+    assert "(s0v0 != 0)" in render_kernel(op_kernel("convert", "float64",
                                                   "bool"))
-    assert "((double)v0)" in render_kernel(op_kernel("convert", "int64",
+    assert "((double)s0v0)" in render_kernel(op_kernel("convert", "int64",
                                                      "float64"))
 
 
 def test_integer_floordiv_uses_the_trap_free_helper():
     src = render_kernel(op_kernel("floordiv", "int32"))
-    assert "const int v2 = tj_floordiv(v0, v1);" in src
+    assert "const int s0v2 = tj_floordiv(s0v0, s0v1);" in src
     assert "int tj_floordiv(int a, int b)" in src
 
 
@@ -305,11 +416,12 @@ def test_undefined_combinations_raise(op, dtype):
 def test_no_fast_math_anywhere():
     sources = [render_module([op_kernel(op, dt) for op in SCALAR_OPS
                               for dt in APPLIES[op] if op != "convert"]),
-               render_kernel(rowmean_kernel())]
+               render_kernel(rowmean_kernel()),
+               render_kernel(softmax_kernel())]
     for src in sources:
         for name in FAST_MATH:
             assert name not in src
-    assert "expf(v0)" in sources[0] and "tanh(v0)" in sources[0]
+    assert "expf(s0v0)" in sources[0] and "tanh(s0v0)" in sources[0]
 
 
 def test_literals_are_exact():
@@ -339,7 +451,7 @@ def test_empty_iteration_space():
 
 def test_bad_kernel_name_is_rejected():
     k = add_kernel()
-    bad = Kernel("not a name", k.shape, k.args, k.ops, k.stores)
+    bad = dataclasses.replace(k, name="not a name")
     with pytest.raises(ValueError, match="C identifier"):
         render_kernel(bad)
 
@@ -387,7 +499,7 @@ needs_gxx = pytest.mark.skipif(GXX is None, reason="no host C++ compiler")
 def test_rendered_source_compiles_with_host_compiler(tmp_path):
     kernels = [add_kernel(), broadcast_kernel(), reshape_kernel(),
                rowmean_kernel(), int_reduce_kernel(), any_count_kernel(),
-               empty_kernel()]
+               softmax_kernel(), empty_kernel()]
     for k, src in enumerate([render_module(kernels)]
                             + [render_kernel(k) for k in kernels[:2]]):
         path = tmp_path / f"k{k}.cpp"
@@ -589,7 +701,7 @@ def _cases():
 CASES = list(_cases())
 OTHER_KERNELS = [add_kernel(), broadcast_kernel(), reshape_kernel(),
                  rowmean_kernel(), int_reduce_kernel(), any_count_kernel(),
-                 empty_kernel()]
+                 softmax_kernel(), empty_kernel()]
 
 
 @pytest.fixture(scope="module", params=[
@@ -660,6 +772,112 @@ def test_reduction_kernels(runner):
     assert anyv.shape == () and bool(anyv) and int(count) == 3
     anyv, count = run(runner, any_count_kernel(), [np.zeros(6, bool)])
     assert not bool(anyv) and int(count) == 0
+
+
+def test_staged_softmax_kernel(runner):
+    x = (RNG.standard_normal((4, 5)) * 3).astype(np.float32)
+    x[1] = [-np.inf, 0.0, 1.0, 2.0, -1.0]
+    got = run(runner, softmax_kernel(), [x])
+    for g, w in zip(got, softmax_reference(x)):
+        np.testing.assert_allclose(g, w, rtol=4e-6, atol=1e-7)
+    np.testing.assert_allclose(got[1].sum(axis=1), 1, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# Kernels the compiler produces, run as their program's steps.
+
+def _chain(x, y):  # 10 elementwise ops, one kernel
+    return np.tanh(np.exp(-np.abs(x)) * y + x) - np.sqrt(y * y + 1) / 3
+
+
+def _layernorm(x, g, b):
+    m = x.mean(-1, keepdims=True)
+    v = ((x - m) ** 2).mean(-1, keepdims=True)
+    return (x - m) / np.sqrt(v + 1e-5) * g + b
+
+
+def _softmax(x):
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _program_cases():
+    rng = np.random.default_rng(7)
+    x, y = (rng.standard_normal((6, 9)).astype(np.float32) for _ in "xy")
+    g, b = (rng.standard_normal(9).astype(np.float32) for _ in "gb")
+    return {
+        "softmax": (_softmax, (x,)),
+        "layernorm": (_layernorm, (x, g, b)),
+        "chain": (_chain, (x, y)),
+        "dot_sum": (lambda a, b: (a * b).sum(), (x, y)),
+        "moments": (lambda x: (x.mean(0), (x * x).mean(0)), (x,)),
+        "reverse": (lambda x: x[::-1] * 2, (x,)),
+    }
+
+
+PROGRAM_CASES = _program_cases()
+
+
+def run_program(runner, program, args):
+    """Run every step of ``program`` (kernels only) with ``runner``: params
+    are the caller's arrays as strided views, other buffers fresh and
+    C-contiguous; returns the program's outputs as numpy arrays."""
+    xp, arrays = runner.xp, {}
+    for buf in program.buffers:
+        if buf.kind == "param":
+            arrays[buf.id] = _strided_copy(xp, args[buf.param_index])
+        elif buf.kind == "const":
+            arrays[buf.id] = xp.asarray(np.ascontiguousarray(buf.value))
+        else:
+            arrays[buf.id] = xp.zeros(buf.shape, buf.dtype)
+    for step in program.steps:
+        assert isinstance(step, KernelStep), step
+        kernel, bufs = step.kernel, [arrays[b] for b in step.buffers]
+        for arg, a in zip(kernel.args, bufs):
+            assert (arg.dtype, arg.shape) == (str(a.dtype), a.shape)
+            if arg.strides is not None:
+                assert arg.strides == tuple(s // a.itemsize
+                                            for s in a.strides)
+        strides = [s // bufs[k].itemsize for k in kernel.runtime_stride_args
+                   for s in bufs[k].strides]
+        runner.launch(kernel.name, bufs,
+                      xp.asarray(np.array(strides + [0], np.int64)))
+    outs = []
+    for b in program.outputs:
+        buf, a = program.buffers[b], runner.to_numpy(arrays[b])
+        outs.append(a.reshape(buf.out_shape) if buf.out_shape else a)
+    return outs
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("host", marks=needs_gxx),
+    pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("case", sorted(PROGRAM_CASES))
+def test_compiled_programs_kernels(backend, case, tmp_path):
+    fn, args = PROGRAM_CASES[case]
+    compiled = tracejit.jit(fn).lower(*args).compile()
+    program = compiled.executable.program
+    assert program.kernels
+    if case in ("softmax", "layernorm"):  # one kernel, several stages
+        assert len(program.kernels) == 1
+        assert len(program.kernels[0].stages) == 3
+    source = render_module(program.kernels)
+    if backend == "host":
+        runner = HostRunner(source, tmp_path)
+    else:
+        _cupy_or_skip()
+        runner = CupyRunner(source)
+    got = run_program(runner, program, args)
+    want = fn(*args)
+    want = list(want) if isinstance(want, tuple) else [want]
+    cpu = compiled(*args)
+    cpu = list(cpu) if isinstance(cpu, tuple) else [cpu]
+    assert len(got) == len(want) == len(cpu)
+    for g, w, c in zip(got, want, cpu):
+        w = np.asarray(w)
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(g, c, rtol=2e-5, atol=2e-6)
 
 
 @pytest.mark.cuda

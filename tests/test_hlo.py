@@ -361,15 +361,24 @@ def test_dump_writes_numbered_files(monkeypatch, tmp_path):
     x = np.ones(4, np.float32)
     f(x, x)
     names = sorted(os.listdir(dump))
-    stages = ["traced"] + [p.__name__ for p in passes.PIPELINE]
-    assert names == [f"dumped.{n:02d}.{s}.txt" for n, s in enumerate(stages)]
-    texts = [(dump / n).read_text() for n in names]
+    assert "dumped.program.txt" in names
+    numbered = [n for n in names if n != "dumped.program.txt"]
+    stages = [n.split(".")[2] for n in numbered]
+    assert numbered == [f"dumped.{k:02d}.{s}.txt"
+                        for k, s in enumerate(stages)]
+    assert stages[0] == "traced" and stages[-1] == "fuse"
+    assert {"simplify", "constant_fold", "cse", "dce",
+            "assign_layouts"} <= set(stages)
+    texts = [(dump / n).read_text() for n in numbered]
     for t in texts:
         assert t.startswith("HloModule dumped(f32[4], f32[4]) -> (f32[4])")
     assert " exp(" in texts[0]
     dce_text = texts[stages.index("dce")]
     assert " exp(" not in dce_text and "multiply(" in dce_text
     assert texts[-1] == f.lower(x, x).as_text()
+    assert "kernel 0" in texts[-1]
+    program = (dump / "dumped.program.txt").read_text()
+    assert program.startswith("program dumped: 1 kernels")
     f(x, x)                             # a cache hit dumps nothing new
     assert sorted(os.listdir(dump)) == names
     # a new signature of the same function is dumped too, without
@@ -378,8 +387,11 @@ def test_dump_writes_numbered_files(monkeypatch, tmp_path):
     f(y, y)
     new = sorted(set(os.listdir(dump)) - set(names))
     assert len(new) == len(names)
-    assert [(dump / n).read_text() for n in names] == texts
+    assert [(dump / n).read_text() for n in numbered] == texts
+    assert "dumped_1.program.txt" in new
     for n in new:
+        if n.endswith(".program.txt"):
+            continue
         assert re.fullmatch(r"dumped\S*\.\d\d\.\w+\.txt", n), n
         assert (dump / n).read_text().startswith("HloModule dumped(f32[5]")
 

@@ -17,10 +17,9 @@ import numpy as np
 from . import tree
 from .backends.cpu import CpuExecutable
 from .errors import UnsupportedError
-from .fusion import lower as lower_to_program
 from .hlo.module import Aval, Module
-from .hlo.passes import run_pipeline
-from .memory import assign_buffers
+from .memory import MemoryAnalysis, memory_analysis
+from .pipeline import optimize, to_program
 from .tracing import SUPPORTED_DTYPES, LeafSpec, trace
 
 CacheInfo = namedtuple("CacheInfo", "hits misses traces compiles")
@@ -168,7 +167,7 @@ class Jitted:
         module, weak = trace(flat_fun, specs, _module_name(self.fun))
         self._stats["traces"] += 1
         narrowed = _int32_leaves(module, specs)
-        run_pipeline(module)
+        optimize(module)
         traced = _Traced(module, out_tree_box[0], weak, narrowed)
         self._traced[key] = traced
         return traced
@@ -177,7 +176,7 @@ class Jitted:
         """(executable, output tree) for ``key``, compiling on first use."""
         entry = self._compiled.get(key)
         if entry is None:
-            program = assign_buffers(lower_to_program(traced.module))
+            program = to_program(traced.module)
             entry = (CpuExecutable(program), traced.out_tree,
                      traced.int32_leaves)
             self._stats["compiles"] += 1
@@ -219,8 +218,23 @@ class Lowered:
         self._jitted, self._key, self._traced = jitted, key, traced
 
     def as_text(self) -> str:
-        """The HLO module as text."""
+        """The HLO module as text, after the passes (with fusion notes)."""
         return self._traced.module.text()
+
+    def fusion_report(self) -> str:
+        """Every fusion decision and refusal, with its reason."""
+        plan = self._traced.module.fusion
+        lines = [f"{len(plan.groups)} kernel groups, run in order "
+                 f"{plan.order}"]
+        for group in plan.groups:
+            kind = ("library call" if group.library else
+                    "reduction fusion" if group.row_axes else "loop fusion")
+            roots = ", ".join(f"%{r}" for r in group.roots)
+            rows = f", rows over axes {list(group.row_axes)}" \
+                if group.row_axes else ""
+            lines.append(f"  kernel {group.id}: {kind} over "
+                         f"{list(group.space)}{rows}; roots {roots}")
+        return "\n".join(lines + plan.report) + "\n"
 
     def compile(self) -> "Compiled":
         executable, out_tree, int32_leaves = self._jitted._compile(
@@ -248,6 +262,10 @@ class Compiled:
     @property
     def kernel_count(self) -> int:
         return self.executable.kernel_count
+
+    def memory_analysis(self) -> MemoryAnalysis:
+        """Argument, output, temporary, arena and peak bytes of one call."""
+        return memory_analysis(self.executable.program)
 
     def program_text(self) -> str:
         return self.executable.program.describe()

@@ -7,22 +7,21 @@ about how to emit it:
 * ``args``: the buffers it touches, each with a dtype, a shape and element
   strides that are either known now (temporaries, constants, outputs) or
   passed at run time (the caller's arrays, which may have any strides);
-* ``ops``: a DAG of scalar operations in SSA order.  ``load`` reads an
+* scalar ops: DAGs of scalar operations in SSA order.  ``load`` reads an
   argument through an :class:`~tracejit.layout.indexing.IndexMap`; every other
   op names a scalar operation (``add``, ``exp``, ``select`` ...) that each
   backend renders in its own language;
-* ``reductions``: optional; each folds the value of one op over the
-  ``reduce_axes`` of the iteration space with a combiner;
-* ``epilogue``: scalar ops evaluated once per output point after the
-  reductions (they may read reduction results with ``reduced``);
-* ``stores``: which value goes to which output argument and where.
+* ``reduce_axes``: the row axes; the other (kept) axes form the outer loop
+  nest.  Without reduce axes the kernel is one loop nest over everything;
+* ``stages``: each a loop over the row axes computing scalar ops,
+  reductions and stores, then per-row work after the loop (see Stage).
 
 The CPU renderer (LLVM IR) and the CUDA renderer (CUDA C) both consume this
 one description; they differ in loop structure and math library only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import math
 
 from ..layout.indexing import IndexMap
@@ -110,11 +109,12 @@ class BufferArg:
 class ScalarOp:
     """One scalar operation.
 
-    ``op`` is ``load``, ``const``, ``reduced`` or a name in SCALAR_OPS.
-    ``args`` index earlier ops of the same list (for ``reduced``: the
-    reduction number).  ``load`` carries ``arg`` (an index into Kernel.args)
-    and ``index`` (an IndexMap over the kernel's iteration space).  ``const``
-    carries ``value``.
+    ``op`` is ``load``, ``const``, ``reduced``, ``point`` or a name in
+    SCALAR_OPS.  ``args`` index earlier ops of the same list, except for
+    ``reduced`` (args = (reduction number,), counted over the whole kernel)
+    and ``point`` (args = (stage, index into that stage's ``after`` list)).
+    ``load`` carries ``arg`` (an index into Kernel.args) and ``index`` (an
+    IndexMap over the kernel's iteration space).  ``const`` carries ``value``.
     """
 
     op: str
@@ -127,11 +127,8 @@ class ScalarOp:
 
 @dataclass(frozen=True)
 class Reduction:
-    """Fold ``ops[value]`` over the kernel's reduce axes with ``combiner``.
-
-    ``acc_dtype`` is the dtype of the accumulator (at least as wide as the
-    value's dtype).
-    """
+    """Fold ``ops[value]`` of its stage over the reduce axes with
+    ``combiner``; ``acc_dtype`` is the accumulator's dtype."""
 
     value: int
     combiner: str
@@ -140,8 +137,7 @@ class Reduction:
 
 @dataclass(frozen=True)
 class Store:
-    """Write ``value`` (an op index: of ``epilogue`` when the kernel has
-    reductions, else of ``ops``) to argument ``arg`` at ``index``."""
+    """Write op ``value`` of its list to argument ``arg`` at ``index``."""
 
     arg: int
     value: int
@@ -149,20 +145,42 @@ class Store:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One loop over the row (reduce) axes, then per-row work.
+
+    ``ops``, ``reductions`` and ``stores`` run at every point of the row
+    loop (for a kernel without reduce axes: at every point of the whole
+    iteration space).  ``after`` and ``after_stores`` run once per point of
+    the kept axes when the loop is done; they may read this stage's and
+    earlier stages' reductions (``reduced``).  Later stages may read
+    ``after`` values (``point``), so a row can be reduced several times in
+    one kernel (softmax: max, then sum of exp, then the normalized row).
+    """
+
+    ops: tuple[ScalarOp, ...] = ()
+    reductions: tuple[Reduction, ...] = ()
+    stores: tuple[Store, ...] = ()
+    after: tuple[ScalarOp, ...] = ()
+    after_stores: tuple[Store, ...] = ()
+
+
+@dataclass(frozen=True)
 class Kernel:
     name: str
     shape: tuple[int, ...]
     args: tuple[BufferArg, ...]
-    ops: tuple[ScalarOp, ...]
-    stores: tuple[Store, ...]
+    stages: tuple[Stage, ...]
     reduce_axes: tuple[int, ...] = ()
-    reductions: tuple[Reduction, ...] = ()
-    epilogue: tuple[ScalarOp, ...] = field(default=())
 
     @property
     def kept_axes(self) -> tuple[int, ...]:
         return tuple(a for a in range(len(self.shape))
                      if a not in self.reduce_axes)
+
+    @property
+    def reductions(self) -> tuple[Reduction, ...]:
+        """Every reduction, numbered as ``reduced`` ops count them."""
+        return tuple(r for st in self.stages for r in st.reductions)
 
     @property
     def runtime_stride_args(self) -> tuple[int, ...]:
@@ -187,14 +205,19 @@ class Kernel:
             strides = "runtime" if a.strides is None else list(a.strides)
             lines.append(f"  arg{k} {kind} {a.name}: {a.dtype}{list(a.shape)}"
                          f" strides={strides}")
-        lines += _describe_ops("v", self.ops)
-        for r, red in enumerate(self.reductions):
-            lines.append(f"  r{r} = reduce_{red.combiner}(v{red.value})"
-                         f" acc {red.acc_dtype}")
-        lines += _describe_ops("e", self.epilogue)
-        prefix = "e" if self.reductions else "v"
-        for st in self.stores:
-            lines.append(f"  store arg{st.arg}{st.index} = {prefix}{st.value}")
+        count = 0
+        for s, st in enumerate(self.stages):
+            lines.append(f"  stage {s}:")
+            lines += _describe_ops(f"s{s}v", st.ops)
+            for red in st.reductions:
+                lines.append(f"    r{count} = reduce_{red.combiner}"
+                             f"(s{s}v{red.value}) acc {red.acc_dtype}")
+                count += 1
+            lines += [f"    store arg{x.arg}{x.index} = s{s}v{x.value}"
+                      for x in st.stores]
+            lines += _describe_ops(f"s{s}p", st.after)
+            lines += [f"    store arg{x.arg}{x.index} = s{s}p{x.value}"
+                      for x in st.after_stores]
         return "\n".join(lines)
 
 
@@ -207,7 +230,9 @@ def _describe_ops(prefix: str, ops: tuple[ScalarOp, ...]) -> list[str]:
             rhs = f"const {op.value!r}"
         elif op.op == "reduced":
             rhs = f"r{op.args[0]}"
+        elif op.op == "point":
+            rhs = f"s{op.args[0]}p{op.args[1]}"
         else:
             rhs = op.op + "(" + ", ".join(f"{prefix}{a}" for a in op.args) + ")"
-        lines.append(f"  {prefix}{k}: {op.dtype} = {rhs}")
+        lines.append(f"    {prefix}{k}: {op.dtype} = {rhs}")
     return lines

@@ -1,176 +1,334 @@
-"""Lower an HLO module to a Program of kernels and library calls.
+"""Lower an HLO module and its fusion plan to a Program.
 
-Every value is a *reference*: a buffer plus the index map through which it is
-read.  View primitives only transform the reference (no code, no copy), so a
-transposed, broadcast, sliced or reshaped operand is read in place by its
-consumer.  Elementwise primitives and reductions become one kernel each (loop
-fusion, which puts several primitives in one kernel, is a later pass);
-library primitives become library steps, with a copy kernel only where the
-library cannot read the operand's layout.
+Each group of the plan becomes one kernel (or one library call).  Inside a
+kernel, values are generated on demand by ``emit``: a view composes index
+maps, an inlined elementwise value becomes scalar ops, a value of another
+group (or a parameter or constant) becomes a load through the composed map,
+a reduction of this kernel becomes its accumulator.  So transposed,
+broadcast, sliced and reshaped data are read in place, and only the values
+the plan marks as roots that someone outside their stage reads are stored.
 
-The choice of what to do is made from each primitive's ``lowering``
-attribute in the table, never from its name.
+Kernel stages: a reduction reads values of its own stage or results of
+earlier stages; everything a row needs is ordered that way (see ``levels``).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..hlo.module import Instruction, Module
-from ..hlo.primitives import (PRIMITIVES, Library, Reduce, Scalar, Source,
-                              View)
-from ..layout.indexing import IndexMap, row_major_strides, var
-from .kernel import BufferArg, Kernel, Reduction, ScalarOp, Store
+from ..hlo.primitives import PRIMITIVES, Library, Reduce, Scalar, Source
+from ..layout.indexing import IndexMap, row_major_strides
+from .kernel import BufferArg, Kernel, Reduction, ScalarOp, Stage, Store
+from .plan import FusionPlan, Group, read_space, resolve
 from .program import Buffer, KernelStep, LibraryStep, Program
 
 
-@dataclass(frozen=True)
-class Ref:
-    """A value as ``buffer`` read through ``index`` (over the value's shape)."""
-
-    buffer: int
-    index: IndexMap
-
-
 def accumulator_dtype(combiner: str, dtype: str) -> str:
-    """Float sums accumulate in float64 for accuracy."""
+    """Float32 sums accumulate in float64 for accuracy."""
     return "float64" if combiner == "add" and dtype == "float32" else dtype
 
 
 class Lowering:
-    def __init__(self, module: Module):
-        self.module = module
+    def __init__(self, module: Module, plan: FusionPlan):
+        self.m, self.plan = module, plan
         self.program = Program(module.name)
-        self.refs: dict[int, Ref] = {}
+        self.buffer_of: dict[int, int] = {}     # value id -> buffer id
+        self.needs_buffer = self.stored_roots()
 
-    def run(self) -> Program:
-        for ins in self.module.instructions:
-            self.refs[ins.id] = self.lower(ins)
-        outputs = []
-        for n, out_id in enumerate(self.module.outputs):
-            outputs.append(self.output(n, out_id))
-        self.program.outputs = tuple(outputs)
-        return self.program
+    # ---- which roots are stored ---------------------------------------------
+    def stored_roots(self) -> set[int]:
+        """Roots read outside their group, by a library call, or as output."""
+        plan, need = self.plan, set()
+        for group in plan.groups:
+            for root in group.roots:
+                for src, _ in self.reads(root):
+                    if src in plan.group_of and \
+                            plan.group_of[src] != group.id:
+                        need.add(src)
+        for o in self.m.outputs:
+            src, _ = resolve(self.m, o, IndexMap.identity(
+                self.m.get(o).shape))
+            if src in plan.group_of:
+                need.add(src)
+        return need
 
-    # ---- buffers ---------------------------------------------------------
-    def buffer(self, ref: Ref) -> Buffer:
-        return self.program.buffers[ref.buffer]
+    def reads(self, root: int):
+        ins = self.m.get(root)
+        space = read_space(self.m, ins)
+        out, stack = [], [(o, IndexMap.identity(space)) for o in ins.operands]
+        while stack:
+            value, at = stack.pop()
+            src, at = resolve(self.m, value, at)
+            if src in self.plan.inlined:
+                stack += [(o, at) for o in self.m.get(src).operands]
+            else:
+                out.append((src, at))
+        return out
+
+    # ---- buffers -------------------------------------------------------------
+    def source_buffer(self, ins: Instruction) -> int:
+        if ins.id not in self.buffer_of:
+            if ins.op == "constant" or "value" in ins.attr_dict:
+                buf = self.program.new_buffer("const", ins.shape, ins.dtype,
+                                              value=ins.attr("value"))
+            else:
+                buf = self.program.new_buffer("param", ins.shape, ins.dtype,
+                                              param_index=ins.attr("index"))
+            self.buffer_of[ins.id] = buf.id
+        return self.buffer_of[ins.id]
+
+    def temp_for(self, value: int) -> int:
+        if value not in self.buffer_of:
+            ins = self.m.get(value)
+            buf = self.program.new_buffer("temp", ins.shape, ins.dtype)
+            self.buffer_of[value] = buf.id
+        return self.buffer_of[value]
 
     def arg_for(self, buf: Buffer, is_output=False) -> BufferArg:
         strides = None if buf.kind == "param" else row_major_strides(buf.shape)
         return BufferArg(f"b{buf.id}", buf.dtype, buf.shape, strides,
                          is_output)
 
-    def temp(self, ins: Instruction) -> Buffer:
-        return self.program.new_buffer("temp", ins.shape, ins.dtype)
-
-    # ---- one instruction -------------------------------------------------
-    def lower(self, ins: Instruction) -> Ref:
-        how = PRIMITIVES[ins.op].lowering
-        attrs = ins.attr_dict
-        if isinstance(how, Source):
-            if "value" in attrs:
-                buf = self.program.new_buffer("const", ins.shape, ins.dtype,
-                                              value=attrs["value"])
+    # ---- the program -----------------------------------------------------------
+    def run(self) -> Program:
+        for ins in self.m.instructions:
+            if isinstance(PRIMITIVES[ins.op].lowering, Source):
+                self.source_buffer(ins)
+        for gid in self.plan.order:
+            group = self.plan.groups[gid]
+            if group.library:
+                self.library(group.roots[0])
             else:
-                buf = self.program.new_buffer("param", ins.shape, ins.dtype,
-                                              param_index=attrs["index"])
-            return Ref(buf.id, IndexMap.identity(ins.shape))
-        if isinstance(how, View):
-            src = self.refs[ins.operands[0]]
-            view = getattr(src.index, how.method)   # attrs name its args
-            return Ref(src.buffer, view(**attrs))
-        if isinstance(how, Scalar):
-            return self.elementwise(ins, how.op)
-        if isinstance(how, Reduce):
-            return self.reduction(ins, how.combiner, attrs["axes"])
-        if isinstance(how, Library):
-            return self.library(ins, how.name)
-        raise NotImplementedError(f"no lowering for {ins.op}")
+                KernelBuilder(self, group).build()
+        self.program.outputs = tuple(
+            self.output(n, o) for n, o in enumerate(self.m.outputs))
+        return self.program
 
-    def kernel_name(self, ins: Instruction) -> str:
-        return f"k{len(self.program.kernels)}_{ins.op}"
+    def library(self, root: int) -> None:
+        ins = self.m.get(root)
+        inputs = []
+        for o in ins.operands:
+            src, at = resolve(self.m, o, IndexMap.identity(
+                self.m.get(o).shape))
+            buf = self.buffer_of.get(src)
+            if buf is None or not at.is_identity() or \
+                    self.program.buffers[buf].shape != self.m.get(o).shape:
+                buf = self.copy(o, "temp").id
+            inputs.append(buf)
+        out = self.temp_for(root)
+        self.program.steps.append(LibraryStep(
+            PRIMITIVES[ins.op].lowering.name, tuple(inputs), out,
+            tuple(sorted(ins.attr_dict.items()))))
 
-    def elementwise(self, ins: Instruction, op: str) -> Ref:
-        out = self.temp(ins)
-        operands = [self.refs[o] for o in ins.operands]
-        self.emit_map(self.kernel_name(ins), ins.shape, operands,
-                      [self.module.get(o).dtype for o in ins.operands],
-                      op, ins.dtype, out)
-        return Ref(out.id, IndexMap.identity(ins.shape))
-
-    def emit_map(self, name, shape, operands, dtypes, op, dtype, out) -> None:
-        """A kernel computing ``op(*operands)`` at every point of ``shape``."""
-        if int(np.prod(shape)) == 0:
-            return
-        args, slots = [], {}
-        ops = []
-        for ref, dt in zip(operands, dtypes):
-            slot = slots.setdefault(ref.buffer, len(args))
-            if slot == len(args):
-                args.append(self.arg_for(self.program.buffers[ref.buffer]))
-            ops.append(ScalarOp("load", dt, arg=slot, index=ref.index))
-        ops.append(ScalarOp(op, dtype, args=tuple(range(len(operands)))))
-        args.append(self.arg_for(out, is_output=True))
-        store = Store(len(args) - 1, len(ops) - 1, IndexMap.identity(shape))
-        kernel = Kernel(name, tuple(shape), tuple(args), tuple(ops), (store,))
-        buffers = tuple(int(a.name[1:]) for a in args)
-        self.program.steps.append(KernelStep(kernel, buffers))
-
-    def reduction(self, ins: Instruction, combiner: str, axes) -> Ref:
-        out = self.temp(ins)
-        src = self.refs[ins.operands[0]]
-        operand = self.module.get(ins.operands[0])
-        if ins.aval.size == 0:
-            return Ref(out.id, IndexMap.identity(ins.shape))
-        acc = accumulator_dtype(combiner, ins.dtype)
-        kept = [d for d in range(len(operand.shape)) if d not in axes]
-        args = (self.arg_for(self.buffer(src)),
-                self.arg_for(out, is_output=True))
-        ops = (ScalarOp("load", operand.dtype, arg=0, index=src.index),)
-        epilogue = (ScalarOp("reduced", ins.dtype, args=(0,)),)
-        store_index = IndexMap(operand.shape, tuple(var(d) for d in kept))
-        kernel = Kernel(self.kernel_name(ins), operand.shape, args, ops,
-                        (Store(1, 0, store_index),), tuple(sorted(axes)),
-                        (Reduction(0, combiner, acc),), epilogue)
-        self.program.steps.append(
-            KernelStep(kernel, (src.buffer, out.id)))
-        return Ref(out.id, IndexMap.identity(ins.shape))
-
-    def materialize(self, ref: Ref, shape, dtype: str, kind="temp") -> Buffer:
-        """A contiguous buffer holding ``ref`` (a copy kernel if needed)."""
-        src = self.buffer(ref)
-        if kind == "temp" and ref.index.is_identity() and src.shape == tuple(
-                shape) and src.kind in ("temp", "param", "const"):
-            return src
-        out = self.program.new_buffer(kind, shape, dtype)
-        self.emit_map(f"k{len(self.program.kernels)}_copy", shape, [ref],
-                      [dtype], "copy", dtype, out)
+    def copy(self, value: int, kind: str) -> Buffer:
+        """A fresh contiguous buffer holding ``value`` (a copy kernel)."""
+        ins = self.m.get(value)
+        out = self.program.new_buffer(kind, ins.shape, ins.dtype)
+        if ins.aval.size:
+            group = Group(-1, ins.shape, ())
+            builder = KernelBuilder(self, group)
+            builder.build_copy(value, out)
         return out
 
-    def library(self, ins: Instruction, name: str) -> Ref:
-        inputs = [self.materialize(self.refs[o], self.module.get(o).shape,
-                                   self.module.get(o).dtype)
-                  for o in ins.operands]
-        out = self.temp(ins)
-        self.program.steps.append(
-            LibraryStep(name, tuple(b.id for b in inputs), out.id))
-        return Ref(out.id, IndexMap.identity(ins.shape))
-
-    def output(self, n: int, out_id: int) -> int:
-        ins = self.module.get(out_id)
-        ref = self.refs[out_id]
-        buf = self.buffer(ref)
-        taken = buf.kind == "output"
-        if buf.kind == "temp" and ref.index.is_identity() and not taken \
-                and buf.shape == ins.shape:
-            buf.kind, buf.output_index = "output", n
-            return buf.id
-        out = self.materialize(ref, ins.shape, ins.dtype, kind="output")
+    def output(self, n: int, value: int) -> int:
+        ins = self.m.get(value)
+        src, at = resolve(self.m, value, IndexMap.identity(ins.shape))
+        buf_id = self.buffer_of.get(src)
+        if buf_id is not None:
+            buf = self.program.buffers[buf_id]
+            plain = IndexMap.identity(buf.shape).reshape(ins.shape) == at
+            if buf.kind == "temp" and plain:
+                buf.kind, buf.output_index = "output", n
+                buf.out_shape = ins.shape
+                return buf.id
+        out = self.copy(value, "output")
         out.output_index = n
         return out.id
 
 
-def lower(module: Module) -> Program:
-    return Lowering(module).run()
+class KernelBuilder:
+    """Builds the kernel of one group: levels, stages, scalar ops."""
+
+    def __init__(self, lowering: Lowering, group: Group):
+        self.low, self.g, self.m = lowering, group, lowering.m
+        self.args: list[BufferArg] = []
+        self.arg_of: dict[int, int] = {}
+        self.rows: list[list[ScalarOp]] = []
+        self.afters: list[list[ScalarOp]] = []
+        self.reductions: list[list[Reduction]] = []
+        self.stores: list[list[Store]] = []
+        self.after_stores: list[list[Store]] = []
+        self.red_index: dict[int, int] = {}
+        self.memo: dict = {}
+        self.level: dict[int, int] = {}
+        self.kept_members: set[int] = set()
+
+    def stage(self, s: int) -> None:
+        while len(self.rows) <= s:
+            for lst in (self.rows, self.afters, self.reductions,
+                        self.stores, self.after_stores):
+                lst.append([])
+
+    def arg(self, buf_id: int, is_output=False) -> int:
+        if buf_id not in self.arg_of:
+            buf = self.low.program.buffers[buf_id]
+            self.arg_of[buf_id] = len(self.args)
+            self.args.append(self.low.arg_for(buf, is_output))
+        return self.arg_of[buf_id]
+
+    # ---- levels ------------------------------------------------------------------
+    def levels(self) -> None:
+        """Stage of each root: a reduction's stage follows everything it
+        reads; a full-space root sits in the stage after the reductions it
+        reads; a per-row root sits after its reductions' loop."""
+        g = self.g
+        full = IndexMap.identity(g.space)
+        for root in g.roots:
+            ins = self.m.get(root)
+            if g.placement(ins.shape) != full and not isinstance(
+                    PRIMITIVES[ins.op].lowering, Reduce):
+                self.kept_members.add(root)
+            level = 0
+            for src, _ in self.low.reads(root):
+                if self.low.plan.group_of.get(src) != g.id:
+                    continue
+                if self.is_row_value(src):
+                    level = max(level, self.level[src])
+                else:
+                    bump = 0 if root in self.kept_members else 1
+                    level = max(level, self.level[src] + bump)
+            self.level[root] = level
+
+    def is_row_value(self, value: int) -> bool:
+        ins = self.m.get(value)
+        return not isinstance(PRIMITIVES[ins.op].lowering, Reduce) and \
+            value not in self.kept_members
+
+    # ---- building ------------------------------------------------------------------
+    def build(self) -> None:
+        self.levels()
+        g = self.g
+        later_reads = self.later_stage_reads()
+        for root in g.roots:
+            s = self.level[root]
+            self.stage(s)
+            ins = self.m.get(root)
+            stored = root in self.low.needs_buffer or root in later_reads
+            if isinstance(PRIMITIVES[ins.op].lowering, Reduce):
+                self.reduction(root, s, stored)
+            elif root in self.kept_members:
+                v = self.emit(("after", s), root, g.placement(ins.shape))
+                if stored:
+                    self.store(("after", s), root, v)
+            elif stored:
+                v = self.emit(("row", s), root, IndexMap.identity(g.space))
+                self.store(("row", s), root, v)
+        self.finish()
+
+    def later_stage_reads(self) -> set[int]:
+        out = set()
+        for root in self.g.roots:
+            for src, _ in self.low.reads(root):
+                if self.low.plan.group_of.get(src) == self.g.id and \
+                        self.is_row_value(src) and \
+                        self.level[src] < self.level[root]:
+                    out.add(src)
+        return out
+
+    def reduction(self, root: int, s: int, stored: bool) -> None:
+        ins = self.m.get(root)
+        combiner = PRIMITIVES[ins.op].lowering.combiner
+        operand = ins.operands[0]
+        value = self.emit(("row", s), operand, IndexMap.identity(self.g.space))
+        self.red_index[root] = sum(len(r) for r in self.reductions)
+        self.reductions[s].append(Reduction(
+            value, combiner, accumulator_dtype(combiner, ins.dtype)))
+        if stored:
+            v = self.push(("after", s), ScalarOp(
+                "reduced", ins.dtype, args=(self.red_index[root],)))
+            self.store(("after", s), root, v)
+
+    def store(self, ctx, value: int, op_index: int) -> None:
+        ins = self.m.get(value)
+        buf = self.low.temp_for(value)
+        index = self.g.placement(ins.shape)
+        st = Store(self.arg(buf, is_output=True), op_index, index)
+        (self.stores if ctx[0] == "row" else self.after_stores)[ctx[1]] \
+            .append(st)
+
+    def push(self, ctx, op: ScalarOp) -> int:
+        ops = (self.rows if ctx[0] == "row" else self.afters)[ctx[1]]
+        ops.append(op)
+        return len(ops) - 1
+
+    def emit(self, ctx, value: int, at: IndexMap) -> int:
+        """Index, in ctx's op list, of ``value`` read at map ``at``."""
+        src, at = resolve(self.m, value, at)
+        key = (ctx, src, at)
+        if key in self.memo:
+            return self.memo[key]
+        out = self.generate(ctx, src, at)
+        self.memo[key] = out
+        return out
+
+    def generate(self, ctx, src: int, at: IndexMap) -> int:
+        ins = self.m.get(src)
+        plan = self.low.plan
+        mine = plan.group_of.get(src) == self.g.id
+        if mine and not self.is_row_value(src):
+            if src in self.red_index:
+                return self.push(ctx, ScalarOp(
+                    "reduced", ins.dtype, args=(self.red_index[src],)))
+            s = self.level[src]
+            if ctx == ("after", s):
+                return self.generate_op(ctx, ins, at)
+            point = self.emit(("after", s), src, at)
+            return self.push(ctx, ScalarOp("point", ins.dtype,
+                                           args=(s, point)))
+        if mine and ctx == ("row", self.level[src]) or src in plan.inlined:
+            return self.generate_op(ctx, ins, at)
+        if isinstance(PRIMITIVES[ins.op].lowering, Source) and \
+                ins.aval.size == 1 and ins.op == "constant":
+            return self.push(ctx, ScalarOp(
+                "const", ins.dtype, value=ins.attr("value").reshape(-1)[0]))
+        buf = self.low.buffer_of[src]
+        return self.push(ctx, ScalarOp("load", ins.dtype, arg=self.arg(buf),
+                                       index=at))
+
+    def generate_op(self, ctx, ins: Instruction, at: IndexMap) -> int:
+        how = PRIMITIVES[ins.op].lowering
+        assert isinstance(how, Scalar), ins.text()
+        operands = tuple(self.emit(ctx, o, at) for o in ins.operands)
+        return self.push(ctx, ScalarOp(how.op, ins.dtype, args=operands))
+
+    def build_copy(self, value: int, out: Buffer) -> None:
+        self.stage(0)
+        v = self.emit(("row", 0), value, IndexMap.identity(self.g.space))
+        copied = self.push(("row", 0), ScalarOp(
+            "copy", out.dtype, args=(v,)))
+        self.stores[0].append(Store(self.arg(out.id, is_output=True), copied,
+                                    IndexMap.identity(self.g.space)))
+        self.finish(name="copy")
+
+    def finish(self, name: str | None = None) -> None:
+        if not any(self.stores) and not any(self.after_stores):
+            return
+        stages = tuple(Stage(tuple(r), tuple(red), tuple(st), tuple(a),
+                             tuple(ast)) for r, red, st, a, ast in zip(
+            self.rows, self.reductions, self.stores, self.afters,
+            self.after_stores))
+        program = self.low.program
+        label = name or self.m.get(self.g.roots[-1]).op
+        kernel = Kernel(f"k{len(program.kernels)}_{label}", self.g.space,
+                        tuple(self.args), stages, self.g.row_axes)
+        buffers = tuple(int(a.name[1:]) for a in self.args)
+        if int(np.prod(self.g.space)) == 0 and not self.g.row_axes:
+            return
+        if self.g.row_axes and int(np.prod(
+                [self.g.space[a] for a in self.g.kept_axes])) == 0:
+            return
+        program.steps.append(KernelStep(kernel, buffers))
+
+
+def lower(module: Module, plan: FusionPlan) -> Program:
+    return Lowering(module, plan).run()

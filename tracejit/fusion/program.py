@@ -24,6 +24,7 @@ class Buffer:
     value: np.ndarray | None = None
     output_index: int | None = None
     offset: int | None = None      # byte offset in the arena (temps)
+    out_shape: tuple[int, ...] | None = None   # outputs: shape returned
 
     @property
     def nbytes(self) -> int:
@@ -41,10 +42,12 @@ class LibraryStep:
     name: str                      # "gemm"
     inputs: tuple[int, ...]
     output: int
+    attrs: tuple = ()              # e.g. (("transpose_a", True),)
 
     def describe(self) -> str:
         args = ", ".join(f"b{i}" for i in self.inputs)
-        return f"call {self.name}({args}) -> b{self.output}"
+        flags = "".join(f", {k}={v}" for k, v in self.attrs)
+        return f"call {self.name}({args}{flags}) -> b{self.output}"
 
 
 @dataclass

@@ -92,6 +92,8 @@ class Module:
 
     def __post_init__(self):
         self._by_id = {ins.id: ins for ins in self.instructions}
+        self.notes: dict[int, str] = {}   # printed after an instruction
+        self.fusion = None                # set by the fusion pass
 
     def add(self, op: str, operands, aval: Aval, attrs=(), loc=None) -> int:
         new_id = (self.instructions[-1].id + 1) if self.instructions else 0
@@ -124,13 +126,17 @@ class Module:
         return out
 
     def copy(self) -> "Module":
+        """A copy without notes or fusion plan (the instructions are
+        immutable and shared)."""
         return Module(self.name, list(self.instructions), self.outputs)
 
     def text(self) -> str:
         params = ", ".join(f"{p.aval}" for p in self.parameters)
         outs = ", ".join(str(self.get(o).aval) for o in self.outputs)
         lines = [f"HloModule {self.name}({params}) -> ({outs})"]
-        lines += ["  " + ins.text() for ins in self.instructions]
+        for ins in self.instructions:
+            note = self.notes.get(ins.id)
+            lines.append("  " + ins.text() + (f"  # {note}" if note else ""))
         lines.append("  ROOT tuple(" +
                      ", ".join(f"%{o}" for o in self.outputs) + ")")
         return "\n".join(lines) + "\n"

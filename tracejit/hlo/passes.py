@@ -28,24 +28,58 @@ def dce(module: Module) -> bool:
     return changed
 
 
-PIPELINE = [dce]
+class FixedPoint:
+    """Run ``passes`` in order, again and again, until none changes the
+    module (at most ``limit`` rounds)."""
+
+    def __init__(self, *passes, limit: int = 8):
+        self.passes, self.limit = passes, limit
 
 
-def run_pipeline(module: Module, passes=None) -> Module:
-    passes = PIPELINE if passes is None else passes
+def run_pipeline(module: Module, passes) -> Module:
+    """Run ``passes`` (functions or FixedPoint groups) over ``module``."""
     dump_dir = os.environ.get("TRACEJIT_DUMP")
     check = os.environ.get("TRACEJIT_VERIFY") == "1"
+    counter = [0]
+    stem = None
     if dump_dir:
         os.makedirs(dump_dir, exist_ok=True)
         stem = _dump_stem(dump_dir, module.name)
+        module.dump_stem = stem
         _dump(dump_dir, stem, module, 0, "traced")
-    for n, pass_fn in enumerate(passes, start=1):
-        pass_fn(module)
+
+    def run_one(pass_fn) -> bool:
+        changed = bool(pass_fn(module))
         if check:
             verify(module)
+            extra = getattr(pass_fn, "verify", None)
+            if extra is not None:
+                extra(module)
         if dump_dir:
-            _dump(dump_dir, stem, module, n, pass_fn.__name__)
+            counter[0] += 1
+            _dump(dump_dir, stem, module, counter[0], pass_fn.__name__)
+        return changed
+
+    for item in passes:
+        if isinstance(item, FixedPoint):
+            for _ in range(item.limit):
+                if not any([run_one(p) for p in item.passes]):
+                    break
+        else:
+            run_one(item)
     return module
+
+
+def dump_text(module: Module, label: str, text: str) -> None:
+    """With TRACEJIT_DUMP set, write ``text`` (e.g. the lowered program)
+    beside the module's pass dumps, under the same stem."""
+    dump_dir = os.environ.get("TRACEJIT_DUMP")
+    if not dump_dir:
+        return
+    os.makedirs(dump_dir, exist_ok=True)
+    stem = getattr(module, "dump_stem", module.name)
+    with open(os.path.join(dump_dir, f"{stem}.{label}.txt"), "w") as f:
+        f.write(text)
 
 
 def _dump_stem(dump_dir: str, name: str) -> str:

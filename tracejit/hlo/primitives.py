@@ -18,7 +18,7 @@ Lowering says what a primitive becomes inside a kernel description:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Callable
 
@@ -79,6 +79,14 @@ class Primitive:
     lowering: Lowering
     dtypes: frozenset[str]        # operand dtypes the primitive accepts
     ulp: int = 0                  # float error bound vs numpy, 0 = exact
+    # Algebra read by the simplifier (see ALGEBRA below):
+    left_identity: Callable | None = None   # dtype -> e with op(e, x) == x
+    right_identity: Callable | None = None  # dtype -> e with op(x, e) == x
+    involution: bool = False                # op(op(x)) == x
+    compose: Callable | None = None         # (inner attrs, outer attrs) -> attrs
+    noop: Callable | None = None            # (avals, attrs) -> op is identity
+    transpose_flags: tuple[str, ...] = ()   # per operand: attr that reads it
+                                            # transposed (layout assignment)
 
     def abstract_eval(self, avals: list[Aval], attrs: dict) -> Aval:
         for a in avals:
@@ -166,13 +174,27 @@ def reduce_rule(avals, attrs):
     return Aval(shape, x.dtype)
 
 
+def _dot_shapes(a, b, attrs):
+    sa = a.shape[::-1] if attrs.get("transpose_a") else a.shape
+    sb = b.shape[::-1] if attrs.get("transpose_b") else b.shape
+    return sa, sb
+
+
 def dot_rule(avals, attrs):
     a, b = avals
-    if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
-        raise ShapeError(f"dot needs [m,k] x [k,n], got {a} and {b}")
+    if len(a.shape) != 2 or len(b.shape) != 2:
+        raise ShapeError(f"dot needs 2-D operands, got {a} and {b}")
+    sa, sb = _dot_shapes(a, b, attrs)
+    if sa[1] != sb[0]:
+        raise ShapeError(f"dot needs [m,k] x [k,n], got {a} and {b} "
+                         f"(flags {attrs})")
     if a.dtype != b.dtype:
         raise ShapeError(f"dot operand dtypes differ: {a} vs {b}")
-    return Aval((a.shape[0], b.shape[1]), a.dtype)
+    return Aval((sa[0], sb[1]), a.dtype)
+
+
+def _dot(a, b, transpose_a=False, transpose_b=False):
+    return np.matmul(a.T if transpose_a else a, b.T if transpose_b else b)
 
 
 def source_rule(avals, attrs):
@@ -296,9 +318,54 @@ _def("reduce_sum",   reduce_rule, _reduce(np.sum),    FusionKind.REDUCTION, Redu
 _def("reduce_prod",  reduce_rule, _reduce(np.prod),   FusionKind.REDUCTION, Reduce("mul"), ALL)
 _def("reduce_max",   reduce_rule, _reduce(np.max),    FusionKind.REDUCTION, Reduce("max"), ALL)
 _def("reduce_min",   reduce_rule, _reduce(np.min),    FusionKind.REDUCTION, Reduce("min"), ALL)
-_def("dot",          dot_rule, np.matmul,             FusionKind.OUT_FUSABLE, Library("gemm"), ALL)
+_def("dot",          dot_rule, _dot,                  FusionKind.OUT_FUSABLE, Library("gemm"), ALL)
 _def("parameter",    source_rule, None,               FusionKind.OPAQUE, Source(), ALL)
 _def("constant",     source_rule, None,               FusionKind.OPAQUE, Source(), ALL)
+
+
+# ---- algebra: exact (bitwise) identities only ------------------------------
+# x + (-0.0) == x for every float x, but x + 0.0 is not (it turns -0.0 into
+# 0.0); x - 0.0 == x always.  Nothing here reassociates or drops x * 0.
+
+def _additive_identity(dtype: str):
+    return {"bool": False, "float32": -0.0, "float64": -0.0}.get(dtype, 0)
+
+
+def _multiplicative_identity(dtype: str):
+    return True if dtype == "bool" else 1
+
+
+def _compose_transpose(inner, outer):
+    return {"perm": tuple(inner["perm"][p] for p in outer["perm"])}
+
+
+def _compose_broadcast(inner, outer):
+    return {"shape": outer["shape"],
+            "dims": tuple(outer["dims"][d] for d in inner["dims"])}
+
+
+def _compose_reshape(inner, outer):
+    return {"shape": outer["shape"]}
+
+
+ALGEBRA = {
+    "add": dict(left_identity=_additive_identity,
+                right_identity=_additive_identity),
+    "subtract": dict(right_identity=lambda dtype:
+                     0.0 if dtype.startswith("float") else 0),
+    "multiply": dict(left_identity=_multiplicative_identity,
+                     right_identity=_multiplicative_identity),
+    "divide": dict(right_identity=lambda dtype: 1),
+    "negate": dict(involution=True),
+    "not": dict(involution=True),
+    "transpose": dict(compose=_compose_transpose),
+    "broadcast": dict(compose=_compose_broadcast),
+    "reshape": dict(compose=_compose_reshape),
+    "convert": dict(noop=lambda avals, attrs: avals[0].dtype == attrs["dtype"]),
+    "dot": dict(transpose_flags=("transpose_a", "transpose_b")),
+}
+for _name, _fields in ALGEBRA.items():
+    PRIMITIVES[_name] = replace(PRIMITIVES[_name], **_fields)
 
 
 def primitive(name: str) -> Primitive:

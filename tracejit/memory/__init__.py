@@ -1,4 +1,4 @@
 """Static memory planning over the lowered program."""
-from .plan import assign_buffers
+from .plan import MemoryAnalysis, assign_buffers, liveness, memory_analysis
 
-__all__ = ["assign_buffers"]
+__all__ = ["assign_buffers", "liveness", "memory_analysis", "MemoryAnalysis"]

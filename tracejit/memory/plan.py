@@ -1,23 +1,94 @@
-"""Static memory planning: place every temporary buffer in one arena.
+"""Static memory planning: liveness, then offsets in one arena.
 
-Each temporary gets a byte offset, aligned to 64 bytes, so a call allocates
-the arena once instead of one array per temporary.  This first plan gives
-every temporary its own range; reuse across disjoint lifetimes comes with
-liveness analysis.
+The program's steps run in the order fusion scheduled them.  A temporary is
+live from the step that writes it to the last step that reads it
+(inclusive: inside one step its inputs and outputs are all live).  Each
+temporary gets a 64-byte-aligned byte offset in one arena such that no two
+temporaries live at the same time overlap; temporaries with disjoint
+lifetimes share bytes.  Placement is greedy, largest first, at the lowest
+offset that fits.  Parameters are the caller's arrays and outputs are fresh
+arrays, so neither lives in the arena.
 """
 from __future__ import annotations
 
-from ..fusion.program import Program
+from dataclasses import dataclass
+
+from ..fusion.program import KernelStep, Program
 
 ALIGN = 64
 
 
+def _aligned(nbytes: int) -> int:
+    return -(-max(nbytes, 1) // ALIGN) * ALIGN
+
+
+def step_buffers(step) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(buffers read, buffers written) by one step."""
+    if isinstance(step, KernelStep):
+        reads = tuple(b for b, a in zip(step.buffers, step.kernel.args)
+                      if not a.is_output)
+        writes = tuple(b for b, a in zip(step.buffers, step.kernel.args)
+                       if a.is_output)
+        return reads, writes
+    return tuple(step.inputs), (step.output,)
+
+
+def liveness(program: Program) -> dict[int, tuple[int, int]]:
+    """Temporary buffer id -> (first step, last step) it is live in."""
+    live: dict[int, list[int]] = {}
+    temps = {b.id for b in program.buffers if b.kind == "temp"}
+    for n, step in enumerate(program.steps):
+        reads, writes = step_buffers(step)
+        for b in reads + writes:
+            if b in temps:
+                span = live.setdefault(b, [n, n])
+                span[1] = n
+    return {b: (s, e) for b, (s, e) in live.items()}
+
+
 def assign_buffers(program: Program) -> Program:
-    cursor = 0
-    for buf in program.buffers:
-        if buf.kind != "temp":
-            continue
-        buf.offset = cursor
-        cursor += -(-max(buf.nbytes, 1) // ALIGN) * ALIGN
-    program.arena_bytes = cursor
+    spans = liveness(program)
+    placed: list[tuple[int, int, int, int]] = []   # (start, end, lo, hi)
+    temps = sorted((program.buffers[b] for b in spans),
+                   key=lambda buf: (-buf.nbytes, buf.id))
+    for buf in temps:
+        start, end = spans[buf.id]
+        size = _aligned(buf.nbytes)
+        busy = sorted((lo, hi) for s, e, lo, hi in placed
+                      if s <= end and start <= e)
+        offset = 0
+        for lo, hi in busy:
+            if offset + size <= lo:
+                break
+            offset = max(offset, hi)
+        buf.offset = offset
+        placed.append((start, end, offset, offset + size))
+    for buf in program.buffers:          # written, never read: still placed
+        if buf.kind == "temp" and buf.offset is None:
+            buf.offset = max((hi for *_, hi in placed), default=0)
+            placed.append((0, len(program.steps), buf.offset,
+                           buf.offset + _aligned(buf.nbytes)))
+    program.arena_bytes = max((hi for *_, hi in placed), default=0)
     return program
+
+
+@dataclass(frozen=True)
+class MemoryAnalysis:
+    """Bytes a call touches: arguments (the caller's), outputs (fresh),
+    temporaries (sum of their sizes), arena (the one temporary allocation,
+    after reuse), peak (arena + outputs: what one call allocates)."""
+
+    argument_bytes: int
+    output_bytes: int
+    temp_bytes: int
+    arena_bytes: int
+    peak_bytes: int
+
+
+def memory_analysis(program: Program) -> MemoryAnalysis:
+    def total(kind):
+        return int(sum(b.nbytes for b in program.buffers if b.kind == kind))
+    outputs = total("output")
+    return MemoryAnalysis(total("param"), outputs, total("temp"),
+                          program.arena_bytes,
+                          program.arena_bytes + outputs)

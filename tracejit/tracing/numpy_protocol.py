@@ -40,6 +40,9 @@ UFUNCS = {
 
 
 def _square(x):
+    # numpy.square has no bool loop (bool squares in int8): check its own
+    # loop dtypes, not multiply's (which would give bool).
+    ops.resolve(np.square, [as_tracer(x)])
     return np.multiply(x, x)
 
 

@@ -63,6 +63,21 @@ def _weak_proxy(t: Tracer):
     return np.dtype(t.aval.dtype)
 
 
+def _weak_value(t: Tracer):
+    """What to hand ``np.result_type`` for ``t``: a Python scalar *value*
+    for a weak type (result_type treats the types ``int``/``float`` as
+    int64/float64, but values as weak, NEP 50)."""
+    if t.weak:
+        return 0.0 if t.aval.dtype.startswith("float") else 0
+    return np.dtype(t.aval.dtype)
+
+
+# numpy compares a Python int with an integer array exactly, even when it
+# does not fit the array's dtype (int32 array < 2**31 is True, not an error)
+_COMPARISONS = frozenset({np.less, np.less_equal, np.equal, np.not_equal,
+                          np.greater, np.greater_equal})
+
+
 def convert(t: Tracer, dtype: str, weak: bool = False) -> Tracer:
     if t.aval.dtype == dtype:
         return t if t.weak == weak else t.with_weak(weak)
@@ -111,7 +126,11 @@ def broadcast_to(t: Tracer, shape: tuple[int, ...], op="broadcast_to"):
 
 def resolve(ufunc, operands: list[Tracer]):
     """numpy's loop dtypes for ``ufunc`` on these operands."""
-    proxies = tuple(_weak_proxy(t) for t in operands) + (None,) * ufunc.nout
+    if all(t.weak for t in operands):    # numpy has no loop for (int, int)
+        proxies = tuple(np.dtype(t.aval.dtype) for t in operands)
+    else:
+        proxies = tuple(_weak_proxy(t) for t in operands)
+    proxies += (None,) * ufunc.nout
     try:
         dtypes = ufunc.resolve_dtypes(proxies)
     except TypeError as err:
@@ -138,6 +157,9 @@ def elementwise(ufunc, prim: str, args, pre_bool: bool = False):
         in_dtypes, out_dtype = ["bool"] * len(operands), "bool"
     else:
         in_dtypes, (out_dtype,) = resolve(ufunc, operands)
+        if ufunc in _COMPARISONS and "int32" in in_dtypes and any(
+                t.weak and t.aval.dtype.startswith("int") for t in operands):
+            in_dtypes = ["int64"] * len(in_dtypes)
     shape = broadcast_shapes(f"numpy.{ufunc.__name__}",
                              [t.aval.shape for t in operands])
     ready = [broadcast_to(convert(t, dt, t.weak), shape)
@@ -152,7 +174,7 @@ def elementwise(ufunc, prim: str, args, pre_bool: bool = False):
 def where(cond, x, y) -> Tracer:
     cond = convert(as_tracer(cond), "bool")
     x, y = as_tracer(x), as_tracer(y)
-    dtype = np.result_type(_weak_proxy(x), _weak_proxy(y)).name
+    dtype = np.result_type(_weak_value(x), _weak_value(y)).name
     dtype = check_dtype(dtype, "numpy.where")
     weak = x.weak and y.weak
     shape = broadcast_shapes("numpy.where", [cond.aval.shape, x.aval.shape,

@@ -32,6 +32,8 @@ def reduce(name: str, x, axis=None, dtype=None, keepdims=False) -> Tracer:
     x = as_tracer(x)
     prim, fn = REDUCTIONS[name]
     shape = x.aval.shape
+    if not shape and isinstance(axis, (int, np.integer)) and axis in (0, -1):
+        axis = ()       # numpy accepts an int axis 0 / -1 on a 0-d reduce
     axes = normalize_axes(axis, len(shape), name)
     if prim in ("reduce_max", "reduce_min") and \
             any(shape[a] == 0 for a in axes):
@@ -52,11 +54,16 @@ def mean(x, axis=None, dtype=None, keepdims=False) -> Tracer:
     shape = x.aval.shape
     axes = normalize_axes(axis, len(shape), "mean")
     count = int(np.prod([shape[a] for a in axes]))
+    requested = dtype
     if dtype is None:
         kind = np.dtype(x.aval.dtype).kind
         dtype = "float64" if kind in "biu" else x.aval.dtype
     total = reduce("sum", x, axes, dtype, keepdims)
-    return total / count if count else total / 0.0
+    out = total / count if count else total / 0.0
+    if requested is not None:
+        # numpy divides, then casts back to the requested dtype (unsafe)
+        out = convert(out, check_dtype(requested, "mean"))
+    return out
 
 
 def getitem(x: Tracer, key) -> Tracer:

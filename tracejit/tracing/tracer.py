@@ -188,6 +188,24 @@ for _name, _ufunc in [("lt", np.less), ("le", np.less_equal),
                       ("gt", np.greater), ("ge", np.greater_equal)]:
     setattr(Tracer, f"__{_name}__", _binary(_ufunc))
 
+
+
+def _pow(self, other):
+    """``x ** other`` as numpy's ndarray.__pow__ computes it: an exponent of
+    exactly the Python int 2 squares (any dtype: bool ** 2 is int8), and on
+    float arrays -1 takes the reciprocal and 0.5 the square root (so
+    (-0.0) ** 0.5 is -0.0 and (-inf) ** 0.5 is NaN, as in numpy)."""
+    if type(other) is int and other == 2:
+        return np.square(self)
+    if self.dtype.kind == "f":
+        if type(other) is int and other == -1:
+            return np.reciprocal(self)
+        if type(other) is float and other == 0.5:
+            return np.sqrt(self)
+    return np.power(self, other)
+
+
+Tracer.__pow__ = _pow
 Tracer.__neg__ = lambda self: np.negative(self)
 Tracer.__pos__ = lambda self: np.positive(self)
 Tracer.__abs__ = lambda self: np.absolute(self)

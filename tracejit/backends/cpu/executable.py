@@ -77,6 +77,16 @@ class CpuExecutable:
                 fn(ptrs, packed)
             else:
                 lib = step[1]
+                flags = dict(lib.attrs)
                 a, b = (arrays[i] for i in lib.inputs)
+                a = a.T if flags.get("transpose_a") else a
+                b = b.T if flags.get("transpose_b") else b
                 np.matmul(a, b, out=arrays[lib.output])
-        return [arrays[b] for b in program.outputs]
+        return [self._result(arrays, b) for b in program.outputs]
+
+    def _result(self, arrays, buf_id: int) -> np.ndarray:
+        buf = self.program.buffers[buf_id]
+        out = arrays[buf_id]
+        if buf.out_shape is not None and buf.out_shape != out.shape:
+            out = out.reshape(buf.out_shape)
+        return out

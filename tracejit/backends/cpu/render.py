@@ -151,18 +151,23 @@ class KernelRenderer:
         self.e.raw(f"store {MEMORY_TYPE[dtype]} {value}, ptr {ptr}")
 
     # ---- scalar programs -------------------------------------------------
-    def scalar_ops(self, ops: tuple[ScalarOp, ...], offsets, reduced=None):
+    def scalar_ops(self, ops: tuple[ScalarOp, ...], offsets) -> list[str]:
+        """Render ``ops``; ``offsets[k]`` is load k's element offset."""
         values: list[str] = []
         for k, op in enumerate(ops):
             if op.op == "load":
-                values.append(self.load(op.arg, offsets[k]))
+                offset = offsets[k] if k in offsets else \
+                    self.offset(op.arg, op.index)
+                values.append(self.load(op.arg, offset))
             elif op.op == "const":
                 values.append(literal(op.value, op.dtype))
             elif op.op == "reduced":
-                acc, acc_dtype = reduced[op.args[0]]
+                slot, acc_dtype = self.accs[op.args[0]]
                 t = LLVM_TYPE[acc_dtype]
-                v = self.e.emit(f"load {t}, ptr {acc}")
+                v = self.e.emit(f"load {t}, ptr {slot}")
                 values.append(scalar.convert(self.e, v, acc_dtype, op.dtype))
+            elif op.op == "point":
+                values.append(self.points[tuple(op.args)])
             else:
                 args = [values[a] for a in op.args]
                 dtypes = [ops[a].dtype for a in op.args]
@@ -200,13 +205,12 @@ class KernelRenderer:
             return
         self.loop(dims[0], lambda: self.nest(dims[1:], innermost))
 
-    def innermost_versions(self, inner: int | None, per_point) -> None:
+    def innermost_versions(self, inner: int | None, stage, per_point):
         """Emit the innermost loop, twice when run-time steps exist."""
-        accesses = [(k, op.arg, op.index) for k, op in enumerate(self.k.ops)
+        accesses = [(k, op.arg, op.index) for k, op in enumerate(stage.ops)
                     if op.op == "load"]
-        if not self.k.reductions:
-            accesses += [(("store", n), st.arg, st.index)
-                         for n, st in enumerate(self.k.stores)]
+        accesses += [(("store", n), st.arg, st.index)
+                     for n, st in enumerate(stage.stores)]
         splits = {key: self.split(arg, idx, inner)
                   for key, arg, idx in accesses}
         runtime_steps = [s[1] for s in splits.values()
@@ -252,62 +256,71 @@ class KernelRenderer:
     def render(self) -> str:
         k, e = self.k, self.e
         self.allocas: list[str] = []
+        self.accs: list[tuple[str, str]] = []
+        self.points: dict[tuple[int, int], str] = {}
         for arg, slot in k.stride_slots().items():
             for dim in range(len(k.args[arg].shape)):
                 ptr = e.emit(f"getelementptr inbounds i64, ptr %strides, "
                              f"i64 {slot + dim}")
                 self.strides[(arg, dim)] = e.emit(f"load i64, ptr {ptr}", "s")
-        if k.reductions:
-            self.render_reduction()
+        for red in k.reductions:
+            self.accs.append((self.alloca(LLVM_TYPE[red.acc_dtype]),
+                              red.acc_dtype))
+        if k.reduce_axes:
+            self.nest(list(k.kept_axes), self.kept_point)
         else:
             dims = list(range(len(k.shape)))
             inner = dims[-1] if dims else None
+            stage = k.stages[0]
             self.nest(dims[:-1], lambda: self.innermost_versions(
-                inner, self.elementwise_point))
+                inner, stage, lambda offsets: self.point(0, offsets)))
         params = ", ".join(f"ptr noalias %a{n}" for n in range(len(k.args)))
         head = (f"define internal void @{k.name}({params}, "
                 f"ptr noalias %strides) nounwind {{\nentry:")
         return "\n".join([head] + self.allocas + e.lines +
                          ["  ret void", "}"]) + "\n" + self.entry()
 
-    def elementwise_point(self, offsets) -> None:
-        values = self.scalar_ops(self.k.ops, offsets)
-        for n, st in enumerate(self.k.stores):
+    def point(self, s: int, offsets) -> None:
+        """One point of stage ``s``'s loop: ops, reductions, stores."""
+        e, stage = self.e, self.k.stages[s]
+        values = self.scalar_ops(stage.ops, offsets)
+        first = sum(len(st.reductions) for st in self.k.stages[:s])
+        for n, red in enumerate(stage.reductions):
+            slot, acc_dtype = self.accs[first + n]
+            v = scalar.convert(e, values[red.value],
+                               stage.ops[red.value].dtype, acc_dtype)
+            t = LLVM_TYPE[acc_dtype]
+            acc = e.emit(f"load {t}, ptr {slot}")
+            rule = RULES[red.combiner]
+            e.raw(f"store {t} {rule(e, [acc, v], [acc_dtype] * 2, acc_dtype)}"
+                  f", ptr {slot}")
+        for n, st in enumerate(stage.stores):
             self.store(st.arg, offsets[("store", n)], values[st.value])
 
-    def render_reduction(self) -> None:
+    def kept_point(self) -> None:
+        """Everything a kernel with reduce axes does for one kept point."""
         k, e = self.k, self.e
-        accs = []
-        for red in k.reductions:
-            slot = self.alloca(LLVM_TYPE[red.acc_dtype])
-            accs.append((slot, red.acc_dtype))
-        reduce_dims = list(k.reduce_axes)
-
-        def accumulate(offsets):
-            values = self.scalar_ops(k.ops, offsets)
-            for red, (slot, acc_dtype) in zip(k.reductions, accs):
-                v = scalar.convert(e, values[red.value],
-                                   k.ops[red.value].dtype, acc_dtype)
-                t = LLVM_TYPE[acc_dtype]
-                acc = e.emit(f"load {t}, ptr {slot}")
-                rule = RULES[_COMBINE[red.combiner]]
-                e.raw(f"store {t} {rule(e, [acc, v], [acc_dtype] * 2, acc_dtype)}"
-                      f", ptr {slot}")
-
-        def output_point():
-            for red, (slot, acc_dtype) in zip(k.reductions, accs):
+        rows = list(k.reduce_axes)
+        first = 0
+        for s, stage in enumerate(k.stages):
+            for n, red in enumerate(stage.reductions):
+                slot, acc_dtype = self.accs[first + n]
                 ident = combiner_identity(red.combiner, acc_dtype)
                 e.raw(f"store {LLVM_TYPE[acc_dtype]} "
                       f"{literal(ident, acc_dtype)}, ptr {slot}")
-            inner = reduce_dims[-1]
-            self.nest(reduce_dims[:-1], lambda: self.innermost_versions(
-                inner, accumulate))
-            values = self.scalar_ops(k.epilogue, {}, accs)
-            for st in k.stores:
+            first += len(stage.reductions)
+            if stage.ops or stage.stores:
+                self.nest(rows[:-1], lambda s=s, stage=stage:
+                          self.innermost_versions(
+                              rows[-1], stage,
+                              lambda offsets: self.point(s, offsets)))
+            values = self.scalar_ops(stage.after, {})
+            for n, v in enumerate(values):
+                self.points[(s, n)] = v
+            for st in stage.after_stores:
                 self.store(st.arg, self.offset(st.arg, st.index),
                            values[st.value])
 
-        self.nest(list(k.kept_axes), output_point)
 
     def entry(self) -> str:
         k = self.k
@@ -323,9 +336,6 @@ class KernelRenderer:
                      "ptr %strides)")
         lines += ["  ret void", "}"]
         return "\n".join(lines) + "\n"
-
-
-_COMBINE = {"add": "add", "mul": "mul", "max": "max", "min": "min"}
 
 
 def _is_int(text: str) -> bool:

@@ -5,9 +5,10 @@ NVRTC (through CuPy), which takes C++ source.  This is the one place that
 turns the backend-neutral :class:`~tracejit.fusion.kernel.Kernel` into it.
 It owns two concerns:
 
-* loop structure: a grid-stride loop over the flat iteration space, or, for
-  reductions, one thread per output point with a serial inner loop (in its
-  own function, so a block-per-row variant can sit beside it later);
+* loop structure: a grid-stride loop over the flat iteration space, or,
+  with reduce axes, one thread per kept point running the kernel's stages
+  in order, each a serial loop over the row then per-point work (in its own
+  function, so a block-per-row variant can sit beside it later);
 * scalar semantics: C++ leaves integer overflow, division by zero, wide
   shifts and out-of-range float-to-int casts undefined, and nvcc contracts
   multiplies into FMAs.  Each op renders as a plain C operator where C
@@ -245,11 +246,23 @@ def _offset(kernel: Kernel, k: int, index: IndexMap, names: tuple) -> str:
                       for s, e in parts) or "0LL"
 
 
-# Statements and loops.
+# Statements and loops.  The values of stage s are named as
+# Kernel.describe() lists them: ``s<s>v<k>`` in the row loop, ``s<s>p<k>``
+# after it; reduction r accumulates in ``r<r>``.
 
-def _ops(kernel: Kernel, ops: tuple[ScalarOp, ...], prefix: str,
-         names: tuple) -> list[str]:
-    """One ``const T <prefix>k = ...;`` line per op."""
+def _part(kernel: Kernel, s: int, after: bool):
+    """(ops, stores, value-name prefix) of stage ``s``'s row loop, or of
+    its per-point work after the loop."""
+    st = kernel.stages[s]
+    return ((st.after, st.after_stores, f"s{s}p") if after
+            else (st.ops, st.stores, f"s{s}v"))
+
+
+def _ops(kernel: Kernel, s: int, after: bool, names: tuple) -> list[str]:
+    """One ``const T <prefix><k> = ...;`` line per op (see _part)."""
+    ops, _, prefix = _part(kernel, s, after)
+    # reductions finished so far: earlier stages', plus this one's if after
+    done = sum(len(st.reductions) for st in kernel.stages[:s + after])
     lines = []
     for k, op in enumerate(ops):
         if op.op == "load":
@@ -261,8 +274,17 @@ def _ops(kernel: Kernel, ops: tuple[ScalarOp, ...], prefix: str,
         elif op.op == "const":
             value = literal(op.value, op.dtype)
         elif op.op == "reduced":  # args: (reduction number,)
-            red = kernel.reductions[op.args[0]]
-            value = convert(f"r{op.args[0]}", red.acc_dtype, op.dtype)
+            (r,) = op.args
+            if not 0 <= r < done:
+                raise ValueError(f"{prefix}{k}: r{r} is not finished here")
+            value = convert(f"r{r}", kernel.reductions[r].acc_dtype, op.dtype)
+        elif op.op == "point":  # args: (stage, index into its after list)
+            t, n = op.args
+            if not (0 <= t < s and 0 <= n < len(kernel.stages[t].after)):
+                raise ValueError(f"{prefix}{k}: s{t}p{n} is not computed "
+                                 "before this stage")
+            value = convert(f"s{t}p{n}", kernel.stages[t].after[n].dtype,
+                            op.dtype)
         else:
             if SCALAR_OPS.get(op.op) != len(op.args):
                 raise ValueError(f"{prefix}{k}: bad op {op.op!r} with "
@@ -276,14 +298,13 @@ def _ops(kernel: Kernel, ops: tuple[ScalarOp, ...], prefix: str,
     return lines
 
 
-def _stores(kernel: Kernel, ops: tuple[ScalarOp, ...], prefix: str,
-            names: tuple) -> list[str]:
-    if any(not kernel.args[st.arg].is_output for st in kernel.stores):
+def _stores(kernel: Kernel, s: int, after: bool, names: tuple) -> list[str]:
+    ops, stores, prefix = _part(kernel, s, after)
+    if any(not kernel.args[st.arg].is_output for st in stores):
         raise ValueError(f"kernel {kernel.name!r} stores to an input")
     return [f"a{st.arg}[{_offset(kernel, st.arg, st.index, names)}] = "
             + convert(f"{prefix}{st.value}", ops[st.value].dtype,
-                      kernel.args[st.arg].dtype) + ";"
-            for st in kernel.stores]
+                      kernel.args[st.arg].dtype) + ";" for st in stores]
 
 
 def _unravel(flat: str, axes: tuple[int, ...], shape) -> list[str]:
@@ -317,39 +338,47 @@ def _grid_stride(var: str, count: int, body: list[str]) -> list[str]:
 
 
 def _elementwise(kernel: Kernel) -> list[str]:
+    """One stage, every point of the iteration space independent."""
     axes = tuple(range(len(kernel.shape)))
     names = tuple(f"i{a}" for a in axes)
     body = [*_unravel("flat", axes, kernel.shape),
-            *_ops(kernel, kernel.ops, "v", names),
-            *_stores(kernel, kernel.ops, "v", names)]
+            *_ops(kernel, 0, False, names),
+            *_stores(kernel, 0, False, names)]
     return _grid_stride("flat", math.prod(kernel.shape), body)
 
 
-def _serial_reduction(kernel: Kernel) -> list[str]:
-    """One thread per output point; a serial loop over the reduced axes."""
+def _staged(kernel: Kernel) -> list[str]:
+    """One thread per kept point, running the stages in order: each one
+    resets its accumulators, loops serially over the reduced axes, then
+    does its per-point work."""
     shape, reduced = kernel.shape, kernel.reduce_axes
     inner_names = tuple(f"i{a}" for a in range(len(shape)))
     outer_names = tuple(None if a in reduced else f"i{a}"
                         for a in range(len(shape)))
-    body, fold = _unravel("flat", kernel.kept_axes, shape), []
-    for r, red in enumerate(kernel.reductions):
-        init = combiner_identity(red.combiner, red.acc_dtype)
-        body.append(f"{CTYPES[red.acc_dtype]} r{r} = "
-                    f"{literal(init, red.acc_dtype)};")
-        value = convert(f"v{red.value}", kernel.ops[red.value].dtype,
-                        red.acc_dtype)
-        step = scalar_expr(red.combiner, red.acc_dtype, red.acc_dtype,
-                           [f"r{r}", value])
-        fold.append(f"r{r} = {step};")
     n_reduced = math.prod(shape[a] for a in reduced)
-    if n_reduced:
-        body += [f"for (long long j = 0; j < {n_reduced}LL; ++j) {{",
-                 *_indent([*_unravel("j", reduced, shape),
-                           *_ops(kernel, kernel.ops, "v", inner_names),
-                           *fold]),
-                 "}"]
-    body += _ops(kernel, kernel.epilogue, "e", outer_names)
-    body += _stores(kernel, kernel.epilogue, "e", outer_names)
+    body, r = _unravel("flat", kernel.kept_axes, shape), 0
+    for s, stage in enumerate(kernel.stages):
+        body.append(f"// stage {s}")
+        fold = []
+        for red in stage.reductions:
+            init = combiner_identity(red.combiner, red.acc_dtype)
+            body.append(f"{CTYPES[red.acc_dtype]} r{r} = "
+                        f"{literal(init, red.acc_dtype)};")
+            value = convert(f"s{s}v{red.value}",
+                            stage.ops[red.value].dtype, red.acc_dtype)
+            step = scalar_expr(red.combiner, red.acc_dtype, red.acc_dtype,
+                               [f"r{r}", value])
+            fold.append(f"r{r} = {step};")
+            r += 1
+        if n_reduced and (stage.ops or stage.stores):
+            body += [f"for (long long j = 0; j < {n_reduced}LL; ++j) {{",
+                     *_indent([*_unravel("j", reduced, shape),
+                               *_ops(kernel, s, False, inner_names),
+                               *fold,
+                               *_stores(kernel, s, False, inner_names)]),
+                     "}"]
+        body += _ops(kernel, s, True, outer_names)
+        body += _stores(kernel, s, True, outer_names)
     return _grid_stride("flat", math.prod(shape[a] for a in kernel.kept_axes),
                         body)
 
@@ -359,10 +388,13 @@ def _check(kernel: Kernel) -> None:
         raise ValueError(f"kernel name {kernel.name!r} is not a C identifier")
     if {buf.dtype for buf in kernel.args} - set(CTYPES):
         raise ValueError(f"kernel {kernel.name!r}: unsupported dtype")
-    if bool(kernel.reduce_axes) != bool(kernel.reductions) or any(
-            red.combiner not in COMBINERS for red in kernel.reductions):
-        raise ValueError(f"kernel {kernel.name!r}: reduce_axes and "
-                         "reductions must come together, with known combiners")
+    if any(red.combiner not in COMBINERS for red in kernel.reductions):
+        raise ValueError(f"kernel {kernel.name!r}: unknown combiner")
+    if not kernel.reduce_axes and (
+            len(kernel.stages) != 1 or kernel.reductions
+            or kernel.stages[0].after or kernel.stages[0].after_stores):
+        raise ValueError(f"kernel {kernel.name!r}: without reduce_axes a "
+                         "kernel is one stage of row ops and stores")
 
 
 def _render_function(kernel: Kernel) -> str:
@@ -374,8 +406,7 @@ def _render_function(kernel: Kernel) -> str:
              for line in kernel.describe().splitlines()]
     lines.append(f'extern "C" __global__ void {kernel.name}('
                  + ", ".join(params) + ") {")
-    body = (_serial_reduction(kernel) if kernel.reduce_axes
-            else _elementwise(kernel))
+    body = _staged(kernel) if kernel.reduce_axes else _elementwise(kernel)
     return "\n".join(lines + _indent(body) + ["}", ""])
 
 

@@ -1,0 +1,337 @@
+"""The fusion planner: which HLO instructions share a kernel, and why.
+
+Vocabulary.  A *compute* instruction lowers to code (Scalar, Reduce or
+Library); views only change index maps and sources are buffers.  A compute
+value is either *inlined* (recomputed inside every consumer's expression,
+never stored) or a *root* (computed once, by one kernel).  Roots are:
+reductions, library calls, module outputs, operands of library calls, and
+expensive elementwise values (exp, log, tanh, divide, pow ...) that have
+more than one use or are read through a broadcast; inlining those would
+duplicate expensive work.
+
+Every root belongs to one *group* = one kernel, with an iteration space S
+and row axes R (the reduced axes; empty for a loop fusion).  Inside a group
+a value is placed either over all of S (full-space) or once per point of
+the kept axes (kept-level: reduction results and values computed from
+them, in the kept or keepdims shape).  A root joins a group when its space
+matches, when every value of the group it reads is read exactly at its
+placement (no other point of an unfinished kernel is visible), and when the
+merge leaves the graph of groups acyclic.  Decisions and refusals are
+recorded, with their reasons, in ``FusionPlan.report``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from ..hlo.module import Module
+from ..hlo.primitives import (PRIMITIVES, FusionKind, Library, Reduce, Scalar,
+                              Source, View)
+from ..layout.indexing import IndexMap, const, var
+
+EXPENSIVE = frozenset({"exp", "log", "tanh", "sin", "cos", "pow", "div",
+                       "sqrt", "floordiv", "mod"})
+
+
+def is_expensive(op_kind: str) -> bool:
+    return op_kind in EXPENSIVE
+
+
+@dataclass
+class Group:
+    id: int
+    space: tuple[int, ...]
+    row_axes: tuple[int, ...]
+    roots: list[int] = field(default_factory=list)
+    library: bool = False
+    sources: set[int] = field(default_factory=set)   # buffers it reads
+
+    @property
+    def kept_axes(self) -> tuple[int, ...]:
+        return tuple(a for a in range(len(self.space))
+                     if a not in self.row_axes)
+
+    def placement(self, shape) -> IndexMap | None:
+        """Map from a point of the space to a value of ``shape`` placed in
+        this group: identity (full space) or the kept projection."""
+        space = self.space
+        if tuple(shape) == space:
+            return IndexMap.identity(space)
+        if not self.row_axes:
+            return None
+        kept = tuple(space[a] for a in self.kept_axes)
+        keepdims = tuple(1 if a in self.row_axes else n
+                         for a, n in enumerate(space))
+        if tuple(shape) == kept:
+            return IndexMap(space, tuple(var(a) for a in self.kept_axes))
+        if tuple(shape) == keepdims:
+            return IndexMap(space, tuple(const(0) if a in self.row_axes
+                                         else var(a)
+                                         for a in range(len(space))))
+        return None
+
+
+@dataclass
+class FusionPlan:
+    groups: list[Group]
+    group_of: dict[int, int]          # root id -> group id
+    inlined: set[int]                 # compute ids recomputed in consumers
+    order: list[int]                  # group ids in execution order
+    report: list[str]
+
+    def text(self) -> str:
+        return "\n".join(self.report)
+
+
+def view_map(module: Module, ins) -> IndexMap:
+    """Map from the view's index space into its operand's index space."""
+    operand = module.get(ins.operands[0])
+    method = PRIMITIVES[ins.op].lowering.method
+    return getattr(IndexMap.identity(operand.shape), method)(**ins.attr_dict)
+
+
+def resolve(module: Module, value: int, at: IndexMap):
+    """Follow views from ``value`` read at ``at``: (producer id, map)."""
+    ins = module.get(value)
+    while isinstance(PRIMITIVES[ins.op].lowering, View):
+        vm = view_map(module, ins)
+        at = vm.compose(at.exprs, at.extents)
+        ins = module.get(ins.operands[0])
+    return ins.id, at
+
+
+def read_space(module: Module, ins) -> tuple[int, ...]:
+    """The index space a compute instruction reads its operands over."""
+    if isinstance(PRIMITIVES[ins.op].lowering, Reduce):
+        return module.get(ins.operands[0]).shape
+    return ins.shape
+
+
+class Planner:
+    def __init__(self, module: Module):
+        self.m = module
+        self.report: list[str] = []
+        self.uses: dict[int, list[tuple[int | None, IndexMap]]] = {}
+        for ins in module.instructions:
+            if self.kind(ins.id) in ("scalar", "reduce", "library"):
+                space = read_space(module, ins)
+                for o in ins.operands:
+                    src, at = resolve(module, o, IndexMap.identity(space))
+                    self.uses.setdefault(src, []).append((ins.id, at))
+        self.outputs = set()
+        for o in module.outputs:
+            src, _ = resolve(module, o, IndexMap.identity(module.get(o).shape))
+            self.outputs.add(src)
+
+    def kind(self, ins_id: int) -> str:
+        how = PRIMITIVES[self.m.get(ins_id).op].lowering
+        return {Scalar: "scalar", Reduce: "reduce", Library: "library",
+                View: "view", Source: "source"}[type(how)]
+
+    def say(self, text: str) -> None:
+        self.report.append(text)
+
+    def name(self, ins_id: int) -> str:
+        ins = self.m.get(ins_id)
+        return f"%{ins_id} {ins.op}{list(ins.shape)}"
+
+    # ---- roots -----------------------------------------------------------
+    def is_root(self, ins_id: int) -> bool:
+        kind = self.kind(ins_id)
+        if kind in ("reduce", "library"):
+            return True
+        if kind != "scalar":
+            return False
+        uses = self.uses.get(ins_id, [])
+        name = self.name(ins_id)
+        if ins_id in self.outputs:
+            self.say(f"root {name}: it is an output of the program")
+            return True
+        if any(self.kind(c) == "library" for c, _ in uses):
+            self.say(f"root {name}: a library call reads it from memory")
+            return True
+        op = PRIMITIVES[self.m.get(ins_id).op].lowering.op
+        if is_expensive(op):
+            if len(uses) > 1:
+                self.say(f"root {name}: expensive ({op}) with {len(uses)} "
+                         "uses; computed once, not duplicated")
+                return True
+            injective = all(_injective(at) for _, at in uses)
+            if not injective:
+                self.say(f"root {name}: expensive ({op}) read through a "
+                         "broadcast; computed once, not duplicated")
+                return True
+        return False
+
+    # ---- groups ------------------------------------------------------------
+    def root_reads(self, root: int, inlined: set[int]):
+        """Every (producer, map over the root's read space) the root's
+        expression reads, looking through inlined values."""
+        ins = self.m.get(root)
+        space = read_space(self.m, ins)
+        out, stack = [], [(o, IndexMap.identity(space)) for o in ins.operands]
+        while stack:
+            value, at = stack.pop()
+            src, at = resolve(self.m, value, at)
+            if src in inlined:
+                stack += [(o, at) for o in self.m.get(src).operands]
+            else:
+                out.append((src, at))
+        return out
+
+    def plan(self) -> FusionPlan:
+        roots = [i.id for i in self.m.instructions if self.is_root(i.id)]
+        inlined = {i.id for i in self.m.instructions
+                   if self.kind(i.id) == "scalar" and i.id not in roots}
+        groups: list[Group] = []
+        group_of: dict[int, int] = {}
+        graph = nx.DiGraph()
+        for root in roots:
+            reads = self.root_reads(root, inlined)
+            target = self.choose(root, reads, groups, group_of, graph)
+            if target is None:
+                target = self.new_group(root, groups)
+                graph.add_node(target.id)
+                self.say(f"new kernel {target.id} for {self.name(root)}")
+            target.roots.append(root)
+            group_of[root] = target.id
+            for src, _ in reads:
+                if self.kind(src) == "source":
+                    target.sources.add(src)
+                if src in group_of and group_of[src] != target.id:
+                    graph.add_edge(group_of[src], target.id)
+        order = list(nx.lexicographical_topological_sort(graph))
+        return FusionPlan(groups, group_of, inlined, order, self.report)
+
+    def new_group(self, root: int, groups: list[Group]) -> Group:
+        ins = self.m.get(root)
+        kind = self.kind(root)
+        if kind == "reduce":
+            group = Group(len(groups), read_space(self.m, ins),
+                          tuple(sorted(ins.attr("axes"))))
+        else:
+            group = Group(len(groups), ins.shape, (), library=kind == "library")
+        groups.append(group)
+        return group
+
+    def choose(self, root, reads, groups, group_of, graph) -> Group | None:
+        """The first existing group ``root`` may join, or None."""
+        if self.kind(root) == "library":
+            self.say(f"kernel for {self.name(root)}: library call (opaque)")
+            return None
+        producers = [group_of[s] for s, _ in reads if s in group_of]
+        shared = {s for s, _ in reads if self.kind(s) == "source"}
+        siblings = [g.id for g in groups if g.sources & shared]
+        candidates = list(dict.fromkeys(reversed(producers + siblings)))
+        for gid in candidates:
+            group = groups[gid]
+            reason = self.refusal(root, reads, group, group_of, graph)
+            if reason is None:
+                how = "input" if self.kind(root) == "reduce" else "loop"
+                self.say(f"fuse {self.name(root)} into kernel {gid} "
+                         f"({how} fusion over {list(group.space)})")
+                if self.kind(root) == "reduce" and not group.row_axes:
+                    group.row_axes = tuple(sorted(self.m.get(root)
+                                                  .attr("axes")))
+                return group
+            self.say(f"not fusing {self.name(root)} into kernel {gid}: "
+                     f"{reason}")
+        return None
+
+    def refusal(self, root, reads, group, group_of, graph) -> str | None:
+        if group.library:
+            return "the kernel is a library call"
+        ins = self.m.get(root)
+        if self.kind(root) == "reduce":
+            axes = tuple(sorted(ins.attr("axes")))
+            if read_space(self.m, ins) != group.space:
+                return (f"iteration spaces differ ({list(read_space(self.m, ins))}"
+                        f" vs {list(group.space)})")
+            if group.row_axes and axes != group.row_axes:
+                return (f"reduces axes {list(axes)}, the kernel reduces "
+                        f"{list(group.row_axes)}")
+            trial = Group(-1, group.space, axes)
+            placement = IndexMap.identity(group.space)
+        else:
+            trial = group
+            placement = group.placement(ins.shape)
+            if placement is None:
+                return (f"shape {list(ins.shape)} is neither the iteration "
+                        f"space {list(group.space)} nor its kept part")
+            if placement != IndexMap.identity(group.space) and not any(
+                    group_of.get(s) == group.id for s, _ in reads):
+                return "a per-row value that depends on no reduction here"
+        for src, at in reads:
+            if group_of.get(src) != group.id:
+                continue
+            member = self.m.get(src)
+            want = trial.placement(member.shape)
+            seen = at.compose(placement.exprs, placement.extents)
+            if want is None or seen != want:
+                return (f"reads {self.name(src)} at other points than the "
+                        "kernel computes it")
+        for src, _ in reads:
+            other = group_of.get(src)
+            if other is not None and other != group.id and \
+                    nx.has_path(graph, group.id, other):
+                return (f"reads {self.name(src)}, computed by kernel {other} "
+                        f"which needs kernel {group.id} first (a cycle)")
+        return None
+
+
+def _injective(at: IndexMap) -> bool:
+    """Conservative: every iteration variable appears in the map."""
+    used = set()
+    for ex in at.exprs:
+        used |= ex.variables()
+    return used == {k for k, n in enumerate(at.extents) if n > 1}
+
+
+def plan_fusion(module: Module) -> FusionPlan:
+    return Planner(module).plan()
+
+
+def fuse(module: Module) -> bool:
+    """Fusion: groups the module's instructions into kernels (see the
+    module docstring) and records the plan on ``module.fusion``, with one
+    note per instruction saying where it went.  Instructions are unchanged,
+    so the module computes exactly what it did."""
+    plan = plan_fusion(module)
+    module.fusion = plan
+    notes = {}
+    for ins in module.instructions:
+        how = PRIMITIVES[ins.op].lowering
+        if ins.id in plan.group_of:
+            group = plan.groups[plan.group_of[ins.id]]
+            what = "library call" if group.library else "root"
+            notes[ins.id] = f"kernel {group.id} {what}"
+        elif ins.id in plan.inlined:
+            notes[ins.id] = "inlined into its consumers"
+        elif isinstance(how, View):
+            notes[ins.id] = "view: index map, no copy"
+    module.notes = notes
+    return True
+
+
+def verify_plan(module: Module) -> None:
+    """Every compute instruction is a root of one group or inlined; the
+    groups' graph is acyclic and ``order`` is a topological order of it."""
+    plan = module.fusion
+    for ins in module.instructions:
+        how = PRIMITIVES[ins.op].lowering
+        if isinstance(how, (Scalar, Reduce, Library)):
+            placed = (ins.id in plan.group_of) + (ins.id in plan.inlined)
+            assert placed == 1, f"{ins.text()} placed {placed} times"
+    position = {g: n for n, g in enumerate(plan.order)}
+    assert sorted(position) == [g.id for g in plan.groups]
+    for group in plan.groups:
+        for root in group.roots:
+            for src, _ in Planner(module).root_reads(root, plan.inlined):
+                other = plan.group_of.get(src)
+                if other is not None and other != group.id:
+                    assert position[other] < position[group.id], \
+                        f"kernel {other} must run before kernel {group.id}"
+
+
+fuse.verify = verify_plan
