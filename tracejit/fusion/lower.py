@@ -136,7 +136,8 @@ class Lowering:
         buf_id = self.buffer_of.get(src)
         if buf_id is not None:
             buf = self.program.buffers[buf_id]
-            plain = IndexMap.identity(buf.shape).reshape(ins.shape) == at
+            plain = IndexMap.identity(buf.shape).reshape(ins.shape) == at \
+                and buf.nbytes == ins.aval.size * np.dtype(ins.dtype).itemsize
             if buf.kind == "temp" and plain:
                 buf.kind, buf.output_index = "output", n
                 buf.out_shape = ins.shape
