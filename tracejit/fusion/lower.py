@@ -19,7 +19,7 @@ from ..hlo.module import Instruction, Module
 from ..hlo.primitives import PRIMITIVES, Library, Reduce, Scalar, Source
 from ..layout.indexing import IndexMap, row_major_strides
 from .kernel import BufferArg, Kernel, Reduction, ScalarOp, Stage, Store
-from .plan import FusionPlan, Group, read_space, resolve
+from .plan import FusionPlan, Group, resolve, root_reads
 from .program import Buffer, KernelStep, LibraryStep, Program
 
 
@@ -53,17 +53,7 @@ class Lowering:
         return need
 
     def reads(self, root: int):
-        ins = self.m.get(root)
-        space = read_space(self.m, ins)
-        out, stack = [], [(o, IndexMap.identity(space)) for o in ins.operands]
-        while stack:
-            value, at = stack.pop()
-            src, at = resolve(self.m, value, at)
-            if src in self.plan.inlined:
-                stack += [(o, at) for o in self.m.get(src).operands]
-            else:
-                out.append((src, at))
-        return out
+        return root_reads(self.m, root, self.plan.inlined)
 
     # ---- buffers -------------------------------------------------------------
     def source_buffer(self, ins: Instruction) -> int:

@@ -101,6 +101,22 @@ def resolve(module: Module, value: int, at: IndexMap):
     return ins.id, at
 
 
+def root_reads(module: Module, root: int, inlined: set[int]):
+    """Every (producer, map over the root's read space) the root's
+    expression reads, looking through views and inlined values."""
+    ins = module.get(root)
+    space = read_space(module, ins)
+    out, stack = [], [(o, IndexMap.identity(space)) for o in ins.operands]
+    while stack:
+        value, at = stack.pop()
+        src, at = resolve(module, value, at)
+        if src in inlined:
+            stack += [(o, at) for o in module.get(src).operands]
+        else:
+            out.append((src, at))
+    return out
+
+
 def read_space(module: Module, ins) -> tuple[int, ...]:
     """The index space a compute instruction reads its operands over."""
     if isinstance(PRIMITIVES[ins.op].lowering, Reduce):
@@ -166,19 +182,7 @@ class Planner:
 
     # ---- groups ------------------------------------------------------------
     def root_reads(self, root: int, inlined: set[int]):
-        """Every (producer, map over the root's read space) the root's
-        expression reads, looking through inlined values."""
-        ins = self.m.get(root)
-        space = read_space(self.m, ins)
-        out, stack = [], [(o, IndexMap.identity(space)) for o in ins.operands]
-        while stack:
-            value, at = stack.pop()
-            src, at = resolve(self.m, value, at)
-            if src in inlined:
-                stack += [(o, at) for o in self.m.get(src).operands]
-            else:
-                out.append((src, at))
-        return out
+        return root_reads(self.m, root, inlined)
 
     def plan(self) -> FusionPlan:
         roots = [i.id for i in self.m.instructions if self.is_root(i.id)]
@@ -327,7 +331,7 @@ def verify_plan(module: Module) -> None:
     assert sorted(position) == [g.id for g in plan.groups]
     for group in plan.groups:
         for root in group.roots:
-            for src, _ in Planner(module).root_reads(root, plan.inlined):
+            for src, _ in root_reads(module, root, plan.inlined):
                 other = plan.group_of.get(src)
                 if other is not None and other != group.id:
                     assert position[other] < position[group.id], \

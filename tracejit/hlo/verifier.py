@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .module import Aval, Module
+from .scalar_ops import SCALAR_OPS
 from .primitives import PRIMITIVES, Reduce, Scalar, ShapeError, Source, View
 
 
@@ -60,7 +61,6 @@ def _arity(prim) -> int | None:
     """The number of operands ``prim`` takes, where its lowering fixes it."""
     how = prim.lowering
     if isinstance(how, Scalar):
-        from ..fusion.kernel import SCALAR_OPS
         return SCALAR_OPS.get(how.op)
     if isinstance(how, (View, Reduce)):
         return 1
