@@ -30,14 +30,6 @@ from ..hlo.primitives import (PRIMITIVES, FusionKind, Library, Reduce, Scalar,
                               Source, View)
 from ..layout.indexing import IndexMap, const, var
 
-EXPENSIVE = frozenset({"exp", "log", "tanh", "sin", "cos", "pow", "div",
-                       "sqrt", "floordiv", "mod"})
-
-
-def is_expensive(op_kind: str) -> bool:
-    return op_kind in EXPENSIVE
-
-
 @dataclass
 class Group:
     id: int
@@ -141,9 +133,20 @@ class Planner:
             self.outputs.add(src)
 
     def kind(self, ins_id: int) -> str:
-        how = PRIMITIVES[self.m.get(ins_id).op].lowering
-        return {Scalar: "scalar", Reduce: "reduce", Library: "library",
-                View: "view", Source: "source"}[type(how)]
+        """What the planner does with an instruction, from its fusion kind:
+        elementwise ops fuse, broadcasts and injective ops are index maps,
+        reductions anchor row kernels, out-fusable and opaque ops run alone
+        (library calls); parameters and constants are buffers."""
+        prim = PRIMITIVES[self.m.get(ins_id).op]
+        if isinstance(prim.lowering, Source):
+            return "source"
+        if prim.kind == FusionKind.ELEMENTWISE:
+            return "scalar"
+        if prim.kind in (FusionKind.BROADCAST, FusionKind.INJECTIVE):
+            return "view"
+        if prim.kind == FusionKind.REDUCTION:
+            return "reduce"
+        return "library"
 
     def say(self, text: str) -> None:
         self.report.append(text)
@@ -167,8 +170,9 @@ class Planner:
         if any(self.kind(c) == "library" for c, _ in uses):
             self.say(f"root {name}: a library call reads it from memory")
             return True
-        op = PRIMITIVES[self.m.get(ins_id).op].lowering.op
-        if is_expensive(op):
+        prim = PRIMITIVES[self.m.get(ins_id).op]
+        op = prim.name
+        if prim.expensive:
             if len(uses) > 1:
                 self.say(f"root {name}: expensive ({op}) with {len(uses)} "
                          "uses; computed once, not duplicated")

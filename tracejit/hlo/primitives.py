@@ -79,6 +79,7 @@ class Primitive:
     lowering: Lowering
     dtypes: frozenset[str]        # operand dtypes the primitive accepts
     ulp: int = 0                  # float error bound vs numpy, 0 = exact
+    expensive: bool = False       # fusion never duplicates it
     # Algebra read by the simplifier (see ALGEBRA below):
     left_identity: Callable | None = None   # dtype -> e with op(e, x) == x
     right_identity: Callable | None = None  # dtype -> e with op(x, e) == x
@@ -366,6 +367,12 @@ ALGEBRA = {
 }
 for _name, _fields in ALGEBRA.items():
     PRIMITIVES[_name] = replace(PRIMITIVES[_name], **_fields)
+
+# Costly enough per element that fusion computes them once and stores the
+# result rather than recompute them in several consumers.
+for _name in ("exp", "log", "tanh", "sine", "cosine", "power", "divide",
+              "sqrt", "floor_divide", "remainder"):
+    PRIMITIVES[_name] = replace(PRIMITIVES[_name], expensive=True)
 
 
 def primitive(name: str) -> Primitive:
