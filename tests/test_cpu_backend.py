@@ -73,9 +73,11 @@ def test_kernels_take_noalias_pointers():
     assert kernels, ir[:2000]
     for name, params in kernels:
         params = [p.strip() for p in params.split(",")]
-        assert len(params) >= 2, name
-        for p in params:
+        assert len(params) >= 4, name
+        pointers, split_range = params[:-2], params[-2:]
+        for p in pointers:
             assert p.startswith("ptr noalias %"), (name, p)
+        assert split_range == ["i64 %lo", "i64 %hi"], name
     entries = re.findall(r"^define void @(\w+)_entry\(", ir, re.MULTILINE)
     assert sorted(entries) == sorted(n for n, _ in kernels)
 

@@ -140,6 +140,14 @@ class Kernel:
                      if a not in self.reduce_axes)
 
     @property
+    def split_axis(self) -> int | None:
+        """The axis a backend may split across threads: the outermost kept
+        axis (rows of a row kernel, axis 0 of a loop kernel).  None when
+        nothing may be split (a 0-d kernel, a full reduction)."""
+        kept = self.kept_axes
+        return kept[0] if kept else None
+
+    @property
     def reductions(self) -> tuple[Reduction, ...]:
         """Every reduction, numbered as ``reduced`` ops count them."""
         return tuple(r for st in self.stages for r in st.reductions)

@@ -14,8 +14,10 @@ import numpy as np
 from ...fusion.program import KernelStep, LibraryStep, Program
 from .compiler import NativeCode
 from .render import render_module
+from .threads import chunks, num_threads, run_split
 
-ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.c_int64, ctypes.c_int64)
 
 
 def _address(arr: np.ndarray) -> int:
@@ -28,13 +30,21 @@ class CpuExecutable:
         self.ir_text = render_module(program.kernels, program.name)
         self.native = NativeCode(self.ir_text)
         self.kernel_count = len(program.kernels)
+        self.threads = num_threads()
         self._steps = []
         for step in program.steps:
             if isinstance(step, KernelStep):
                 fn = ENTRY(self.native.address(step.kernel.name + "_entry"))
                 stride_args = [step.buffers[k]
                                for k in step.kernel.runtime_stride_args]
-                self._steps.append(("kernel", fn, step.buffers, stride_args))
+                kernel = step.kernel
+                axis = kernel.split_axis
+                extent = 1 if axis is None else kernel.shape[axis]
+                points = int(np.prod(kernel.shape))
+                ranges = chunks(extent, points, self.threads) \
+                    if axis is not None else [(0, 1)]
+                self._steps.append(("kernel", fn, step.buffers, stride_args,
+                                    ranges))
             else:
                 self._steps.append(("library", step))
         self._params = [b for b in program.buffers if b.kind == "param"]
@@ -68,13 +78,13 @@ class CpuExecutable:
             arrays[buf.id] = out
         for step in self._steps:
             if step[0] == "kernel":
-                _, fn, buffers, stride_args = step
+                _, fn, buffers, stride_args, ranges = step
                 ptrs = (ctypes.c_void_p * len(buffers))(
                     *[_address(arrays[b]) for b in buffers])
                 strides = [s // arrays[b].itemsize for b in stride_args
                            for s in arrays[b].strides]
                 packed = (ctypes.c_int64 * max(len(strides), 1))(*strides)
-                fn(ptrs, packed)
+                run_split(fn, ptrs, packed, ranges)
             else:
                 lib = step[1]
                 flags = dict(lib.attrs)

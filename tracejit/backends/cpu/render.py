@@ -1,8 +1,10 @@
 """Kernel description -> LLVM IR text.
 
-Each kernel becomes a function taking one ``noalias`` pointer per buffer and
-a pointer to the run-time element strides, plus an ``_entry`` wrapper with a
-uniform signature ``(ptr args, ptr strides)`` for callers.
+Each kernel becomes a function taking one ``noalias`` pointer per buffer, a
+pointer to the run-time element strides and the range ``[lo, hi)`` of the
+kernel's split axis that this call covers (threads split a kernel there),
+plus an ``_entry`` wrapper with the uniform signature ``(ptr args, ptr
+strides, i64 lo, i64 hi)`` for callers.
 
 Loop structure: one counted loop per iteration dimension (kept dimensions
 outside, reduced dimensions inside).  In the innermost loop every access
@@ -178,9 +180,11 @@ class KernelRenderer:
     def loop(self, var: int, body) -> None:
         """``for i_var in range(extent): body()`` with an alloca counter."""
         e = self.e
-        extent = self.k.shape[var]
+        extent, start = self.k.shape[var], "0"
+        if var == self.k.split_axis:            # this thread's share
+            extent, start = "%hi", "%lo"
         slot = self.alloca("i64")
-        e.raw(f"store i64 0, ptr {slot}")
+        e.raw(f"store i64 {start}, ptr {slot}")
         cond, block, end = e.label("cond"), e.label("body"), e.label("end")
         e.raw(f"br label %{cond}")
         e.raw(f"{cond}:")
@@ -276,7 +280,8 @@ class KernelRenderer:
                 inner, stage, lambda offsets: self.point(0, offsets)))
         params = ", ".join(f"ptr noalias %a{n}" for n in range(len(k.args)))
         head = (f"define internal void @{k.name}({params}, "
-                f"ptr noalias %strides) nounwind {{\nentry:")
+                f"ptr noalias %strides, i64 %lo, i64 %hi) nounwind "
+                f"{{\nentry:")
         return "\n".join([head] + self.allocas + e.lines +
                          ["  ret void", "}"]) + "\n" + self.entry()
 
@@ -324,8 +329,8 @@ class KernelRenderer:
 
     def entry(self) -> str:
         k = self.k
-        lines = [f"define void @{k.name}_entry(ptr %args, ptr %strides) "
-                 "nounwind {", "entry:"]
+        lines = [f"define void @{k.name}_entry(ptr %args, ptr %strides, "
+                 "i64 %lo, i64 %hi) nounwind {", "entry:"]
         names = []
         for n in range(len(k.args)):
             lines.append(f"  %p{n}.addr = getelementptr inbounds ptr, "
@@ -333,7 +338,7 @@ class KernelRenderer:
             lines.append(f"  %p{n} = load ptr, ptr %p{n}.addr")
             names.append(f"ptr %p{n}")
         lines.append(f"  call void @{k.name}({', '.join(names)}, "
-                     "ptr %strides)")
+                     "ptr %strides, i64 %lo, i64 %hi)")
         lines += ["  ret void", "}"]
         return "\n".join(lines) + "\n"
 
