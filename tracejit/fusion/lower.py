@@ -58,7 +58,7 @@ class Lowering:
     # ---- buffers -------------------------------------------------------------
     def source_buffer(self, ins: Instruction) -> int:
         if ins.id not in self.buffer_of:
-            if ins.op == "constant" or "value" in ins.attr_dict:
+            if "value" in ins.attr_dict:          # a constant
                 buf = self.program.new_buffer("const", ins.shape, ins.dtype,
                                               value=ins.attr("value"))
             else:
@@ -279,7 +279,7 @@ class KernelBuilder:
         if mine and ctx == ("row", self.level[src]) or src in plan.inlined:
             return self.generate_op(ctx, ins, at)
         if isinstance(PRIMITIVES[ins.op].lowering, Source) and \
-                ins.aval.size == 1 and ins.op == "constant":
+                ins.aval.size == 1 and "value" in ins.attr_dict:
             return self.push(ctx, ScalarOp(
                 "const", ins.dtype, value=ins.attr("value").reshape(-1)[0]))
         buf = self.low.buffer_of[src]
