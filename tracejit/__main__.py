@@ -9,8 +9,9 @@ Commands:
   repository root).
 
 To add a command: write a module with ``add_arguments(parser)`` and
-``main(args) -> int``, and list it in ``COMMANDS`` below.  A command module's import should stay cheap: every
-command's module is imported to build the argument parser.
+``main(args) -> int``, and list it in ``COMMANDS`` below.  A command
+module's import should stay cheap: every command's module is imported to
+build the argument parser.
 """
 from __future__ import annotations
 
