@@ -52,6 +52,9 @@ def _arith(float_op, int_op, bool_op=None):
 
 def _unary_math(name):
     def rule(e, args, dtypes, out):
+        from . import vmath
+        if name == "exp":
+            return vmath.EXP[dtypes[0]](e, args[0])
         return _intrinsic(e, name, dtypes[0], args)
     return rule
 
