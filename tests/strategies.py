@@ -18,19 +18,25 @@ Strategies:
 
 Comparison helpers: ``ulp_distance``, ``assert_ulp`` (float results within a
 ULP bound), ``assert_within`` (float results within an absolute bound per
-element), ``assert_same`` (dtype, shape and exact values).
+element), ``assert_same`` (dtype, shape and exact values), and ``check``,
+which runs ``jit(f)`` and ``f`` on the same arguments in every layout and
+compares them (or the errors they raise).
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import tracejit
+
 
 DTYPES = ("bool", "int32", "int64", "float32", "float64")
+SUPPORTED = frozenset(DTYPES)
 INT_DTYPES = ("int32", "int64")
 FLOAT_DTYPES = ("float32", "float64")
 LAYOUTS = ("contiguous", "strided", "reversed", "fortran", "readonly",
@@ -40,7 +46,7 @@ MAX_DIMS = 4
 MAX_SIDE = 4
 
 
-# ---- shapes ---------------------------------------------------------------
+# ---- shapes -----------------------------------------------------------------
 
 def shapes(min_dims: int = 0, max_dims: int = MAX_DIMS, min_side: int = 0,
            max_side: int = MAX_SIDE):
@@ -62,7 +68,7 @@ dtypes = st.sampled_from(DTYPES)
 layouts = st.sampled_from(LAYOUTS)
 
 
-# ---- values ---------------------------------------------------------------
+# ---- values -----------------------------------------------------------------
 
 def int_specials(dtype: str) -> list[int]:
     info = np.iinfo(dtype)
@@ -190,7 +196,7 @@ def laid_out_arrays(draw, dtype, shape, **kwargs):
     return layout, with_layout(value, layout)
 
 
-# ---- structural parameters -------------------------------------------------
+# ---- structural parameters --------------------------------------------------
 
 @st.composite
 def broadcast_targets(draw, shape):
@@ -273,13 +279,13 @@ def index_keys(draw, shape, allow_bad: bool = True):
     return tuple(key)
 
 
-# ---- known bugs ---------------------------------------------------------------
+# ---- known bugs -------------------------------------------------------------
 #
 # Bugs in files this suite may not fix, reported to the lead.  Each has a
-# strict-xfail reproducer (test_ops.py::test_known_bug_*; none open now).  The property
-# tests discard the examples that hit one (hypothesis.reject), so they keep
-# testing everything else; when a reproducer starts passing (XPASS fails
-# the run), delete it and its entry here.
+# strict-xfail reproducer (test_ops.py::test_known_bug_*; none open now).
+# The property tests discard the examples that hit one (hypothesis.reject),
+# so they keep testing everything else; when a reproducer starts passing
+# (XPASS fails the run), delete it and its entry here.
 
 def _raised_in(err: BaseException, path_suffix: str) -> bool:
     tb = err.__traceback__
@@ -313,7 +319,7 @@ def call_jitted(jitted, xs):
         raise
 
 
-# ---- layouts of several arguments ---------------------------------------------
+# ---- layouts of several arguments -------------------------------------------
 
 def layout_variants(args) -> list[tuple[str, list]]:
     """The arguments in each layout (the k-th array in LAYOUTS[(v+k) % 5]
@@ -331,7 +337,7 @@ def layout_variants(args) -> list[tuple[str, list]]:
     return out
 
 
-# ---- comparisons --------------------------------------------------------------
+# ---- comparisons ------------------------------------------------------------
 
 _UINT = {"float32": np.uint32, "float64": np.uint64}
 HUGE = np.iinfo(np.uint64).max
@@ -439,3 +445,82 @@ def assert_same(actual, expected, what: str = "",
         at = _first_bad(actual != expected)
         raise AssertionError(f"{what}: jit gives {actual[at]!r}, numpy "
                              f"gives {expected[at]!r} at index {at}")
+
+
+# ---- checking jit against numpy ------------------------------------------------------------
+
+def _leaves(x) -> list:
+    if isinstance(x, (tuple, list)):
+        return [leaf for item in x for leaf in _leaves(item)]
+    return [x]
+
+
+def _error_kind(err: BaseException):
+    for kind in (TypeError, IndexError, ValueError, OverflowError,
+                 ZeroDivisionError):
+        if isinstance(err, kind):
+            return kind
+    raise err
+
+
+def compare_ulp(max_ulp: int, signed_zeros: bool = True):
+    def compare(actual, expected, what, args):
+        if expected.dtype.kind == "f":
+            assert_ulp(actual, expected, max_ulp, what, signed_zeros)
+        else:
+            assert_same(actual, expected, what)
+    return compare
+
+
+EXACT = compare_ulp(0)
+
+
+def check(f, args, compare=EXACT, what: str = "", layouts: bool = True,
+          unsupported: bool = False):
+    """Compare ``jit(f)(*args)`` with ``f(*args)`` in every layout of the
+    array arguments (one compile serves them all).
+
+    numpy refuses -> jit must raise the same kind of error; numpy answers
+    in a dtype tracejit lacks (float16, int8 ...), or ``unsupported`` ->
+    jit must raise UnsupportedError; else ``compare(actual, expected, what,
+    args)`` for each output leaf.  The inputs must come back unchanged.
+    """
+    jitted = tracejit.jit(f)
+    what = what or getattr(f, "__name__", "f")
+    variants = layout_variants(args) if layouts else [("given", list(args))]
+    for label, xs in variants:
+        _check_once(f, jitted, xs, compare, f"{what} [{label}]", unsupported)
+
+
+def _check_once(f, jitted, xs, compare, what, unsupported):
+    copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a
+              for a in xs]
+    try:
+        with np.errstate(all="ignore"):
+            expected = f(*xs)
+    except Exception as err:       # numpy refuses: jit must refuse alike
+        kind = _error_kind(err)
+        with pytest.raises(kind):
+            call_jitted(jitted, xs)
+        _assert_unchanged(xs, copies, what)
+        return
+    expected_leaves = [np.asarray(e) for e in _leaves(expected)]
+    if unsupported or any(e.dtype.name not in SUPPORTED
+                          for e in expected_leaves):
+        with pytest.raises(tracejit.UnsupportedError):
+            call_jitted(jitted, xs)
+        return
+    actual = call_jitted(jitted, xs)
+    actual_leaves = _leaves(actual)
+    assert len(actual_leaves) == len(expected_leaves), what
+    for n, (a, e) in enumerate(zip(actual_leaves, expected_leaves)):
+        compare(a, e, what if len(expected_leaves) == 1 else
+                f"{what} output {n}", xs)
+    _assert_unchanged(xs, copies, what)
+
+
+def _assert_unchanged(xs, copies, what):
+    for x, c in zip(xs, copies):
+        if isinstance(x, np.ndarray):
+            assert np.array_equal(x, c, equal_nan=x.dtype.kind == "f"), \
+                f"{what}: jit modified its input"

@@ -296,9 +296,15 @@ class KernelRenderer:
                                stage.ops[red.value].dtype, acc_dtype)
             t = LLVM_TYPE[acc_dtype]
             acc = e.emit(f"load {t}, ptr {slot}")
-            rule = RULES[red.combiner]
-            e.raw(f"store {t} {rule(e, [acc, v], [acc_dtype] * 2, acc_dtype)}"
-                  f", ptr {slot}")
+            if red.combiner in REASSOCIABLE and acc_dtype.startswith("float"):
+                # Partial sums in vector lanes, combined at the end: the
+                # vectorizer needs leave to reorder this one addition.
+                folded = e.emit(f"{REASSOCIABLE[red.combiner]} reassoc {t} "
+                                f"{acc}, {v}")
+            else:
+                folded = RULES[red.combiner](e, [acc, v], [acc_dtype] * 2,
+                                             acc_dtype)
+            e.raw(f"store {t} {folded}, ptr {slot}")
         for n, st in enumerate(stage.stores):
             self.store(st.arg, offsets[("store", n)], values[st.value])
 
@@ -341,6 +347,9 @@ class KernelRenderer:
                      "ptr %strides, i64 %lo, i64 %hi)")
         lines += ["  ret void", "}"]
         return "\n".join(lines) + "\n"
+
+
+REASSOCIABLE = {"add": "fadd", "mul": "fmul"}
 
 
 def _is_int(text: str) -> bool:
