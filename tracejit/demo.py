@@ -256,6 +256,7 @@ def main(args) -> int:
           "run.")
     print("Elementwise chains, reductions and their epilogues are fused "
           "(kernels column); matrix products are library GEMM calls. "
-          "Kernels run on one thread with the platform math library "
-          "(vector transcendentals and threads are not implemented yet).")
+          "Large kernels are split across threads; exp is inline vector "
+          "code, other transcendentals (tanh in gelu) still call the "
+          "platform math library per element.")
     return 0
