@@ -164,7 +164,7 @@ class KernelRenderer:
             elif op.op == "const":
                 values.append(literal(op.value, op.dtype))
             elif op.op == "reduced":
-                slot, acc_dtype = self.accs[op.args[0]]
+                slot, acc_dtype = self.acc(op.args[0])
                 t = LLVM_TYPE[acc_dtype]
                 v = self.e.emit(f"load {t}, ptr {slot}")
                 values.append(scalar.convert(self.e, v, acc_dtype, op.dtype))
@@ -267,10 +267,15 @@ class KernelRenderer:
                 ptr = e.emit(f"getelementptr inbounds i64, ptr %strides, "
                              f"i64 {slot + dim}")
                 self.strides[(arg, dim)] = e.emit(f"load i64, ptr {ptr}", "s")
+        self.column = column_axis(k)
+        width = f", i64 {k.shape[self.column]}" if self.column is not None \
+            else ""
         for red in k.reductions:
-            self.accs.append((self.alloca(LLVM_TYPE[red.acc_dtype]),
+            self.accs.append((self.alloca(LLVM_TYPE[red.acc_dtype] + width),
                               red.acc_dtype))
-        if k.reduce_axes:
+        if self.column is not None:
+            self.nest(list(k.kept_axes[:-1]), self.column_point)
+        elif k.reduce_axes:
             self.nest(list(k.kept_axes), self.kept_point)
         else:
             dims = list(range(len(k.shape)))
@@ -291,7 +296,7 @@ class KernelRenderer:
         values = self.scalar_ops(stage.ops, offsets)
         first = sum(len(st.reductions) for st in self.k.stages[:s])
         for n, red in enumerate(stage.reductions):
-            slot, acc_dtype = self.accs[first + n]
+            slot, acc_dtype = self.acc(first + n)
             v = scalar.convert(e, values[red.value],
                                stage.ops[red.value].dtype, acc_dtype)
             t = LLVM_TYPE[acc_dtype]
@@ -333,6 +338,41 @@ class KernelRenderer:
                            values[st.value])
 
 
+    def acc(self, n: int) -> tuple[str, str]:
+        """(pointer, dtype) of reduction n's accumulator at this point."""
+        slot, acc_dtype = self.accs[n]
+        if self.column is None:
+            return slot, acc_dtype
+        ptr = self.e.emit(f"getelementptr inbounds {LLVM_TYPE[acc_dtype]}, "
+                          f"ptr {slot}, i64 {self.vars[self.column]}")
+        return ptr, acc_dtype
+
+    def column_point(self) -> None:
+        """A reduction over leading axes: the reduced axes loop outside
+        and the contiguous last axis inside, with one accumulator per
+        column (rows are read in memory order and the inner loop
+        vectorizes)."""
+        k, e = self.k, self.e
+        (stage,), col = k.stages, self.column
+
+        def init():
+            for n, red in enumerate(stage.reductions):
+                slot, acc_dtype = self.acc(n)
+                ident = combiner_identity(red.combiner, acc_dtype)
+                e.raw(f"store {LLVM_TYPE[acc_dtype]} "
+                      f"{literal(ident, acc_dtype)}, ptr {slot}")
+
+        def finish():
+            values = self.scalar_ops(stage.after, {})
+            for st in stage.after_stores:
+                self.store(st.arg, self.offset(st.arg, st.index),
+                           values[st.value])
+
+        self.loop(col, init)
+        self.nest(list(k.reduce_axes), lambda: self.innermost_versions(
+            col, stage, lambda offsets: self.point(0, offsets)))
+        self.loop(col, finish)
+
     def entry(self) -> str:
         k = self.k
         lines = [f"define void @{k.name}_entry(ptr %args, ptr %strides, "
@@ -350,6 +390,24 @@ class KernelRenderer:
 
 
 REASSOCIABLE = {"add": "fadd", "mul": "fmul"}
+COLUMN_SCRATCH_BYTES = 1 << 16     # accumulators kept on the stack
+
+
+def column_axis(k: Kernel) -> int | None:
+    """The last axis, when the kernel reduces only axes before it in one
+    stage that stores nothing per row: it can then loop rows outside and
+    columns inside."""
+    last = len(k.shape) - 1
+    if not k.reduce_axes or last in k.reduce_axes or len(k.stages) != 1:
+        return None
+    stage = k.stages[0]
+    ops = stage.ops + stage.after
+    if stage.stores or any(op.op == "point" for op in ops):
+        return None
+    width = k.shape[last]
+    if width < 2 or width * 8 * len(stage.reductions) > COLUMN_SCRATCH_BYTES:
+        return None
+    return last
 
 
 def _is_int(text: str) -> bool:
