@@ -589,3 +589,16 @@ def test_kernel_count():
     gemm = jit(lambda a, b: a @ b).lower(x, x).compile()
     assert gemm.kernel_count == 0
     assert_same(gemm(x, x), x @ x)
+
+
+def test_fast_path_hits_keep_counting_and_never_skip_conversions():
+    f = jit(lambda x: x * 2)
+    x = np.arange(4, dtype=np.float32)
+    for _ in range(3):
+        np.testing.assert_array_equal(f(x), x * 2)
+    assert f.cache_info() == (2, 1, 1, 1)
+    swapped = x.astype(">f4")                 # converted on every call
+    for _ in range(2):
+        np.testing.assert_array_equal(f(swapped), x * 2)
+    assert f.cache_info().compiles == 1
+    np.testing.assert_array_equal(f(x[::-1]), x[::-1] * 2)

@@ -47,10 +47,17 @@ class CpuExecutable:
                                     ranges))
             else:
                 self._steps.append(("library", step))
-        self._params = [b for b in program.buffers if b.kind == "param"]
-        self._outputs = sorted((b for b in program.buffers
-                                if b.kind == "output"),
-                               key=lambda b: b.output_index)
+        # what a call fills in, decided once
+        buffers = program.buffers
+        self._template = [b.value if b.kind == "const" else None
+                          for b in buffers]
+        self._params = [(b.id, b.param_index) for b in buffers
+                        if b.kind == "param"]
+        self._temps = [(b.id, b.offset, b.nbytes, np.dtype(b.dtype), b.shape)
+                       for b in buffers if b.kind == "temp"]
+        self._outputs = [(b.id, b.shape, np.dtype(b.dtype)) for b in buffers
+                         if b.kind == "output"]
+        self._results = [(b, buffers[b].out_shape) for b in program.outputs]
 
     def as_text(self) -> str:
         return self.ir_text
@@ -58,24 +65,20 @@ class CpuExecutable:
     def assembly(self) -> str:
         return self.native.assembly()
 
-    def __call__(self, args: list[np.ndarray]) -> list[np.ndarray]:
-        program = self.program
-        arrays: dict[int, np.ndarray] = {}
-        for buf in self._params:
-            arr = args[buf.param_index]
-            if any(s % arr.itemsize for s in arr.strides):
+    def __call__(self, args) -> list[np.ndarray]:
+        arrays = list(self._template)
+        for bid, index in self._params:
+            arr = args[index]
+            if any(st % arr.itemsize for st in arr.strides):
                 arr = np.ascontiguousarray(arr)   # strides not in elements
-            arrays[buf.id] = arr
-        arena = np.empty(max(program.arena_bytes, 1), np.uint8)
-        for buf in program.buffers:
-            if buf.kind == "temp":
-                view = arena[buf.offset:buf.offset + buf.nbytes]
-                arrays[buf.id] = view.view(buf.dtype).reshape(buf.shape)
-            elif buf.kind == "const":
-                arrays[buf.id] = buf.value
-        outputs = [np.empty(b.shape, b.dtype) for b in self._outputs]
-        for buf, out in zip(self._outputs, outputs):
-            arrays[buf.id] = out
+            arrays[bid] = arr
+        if self._temps:
+            arena = np.empty(self.program.arena_bytes, np.uint8)
+            for bid, offset, nbytes, dtype, shape in self._temps:
+                view = arena[offset:offset + nbytes]
+                arrays[bid] = view.view(dtype).reshape(shape)
+        for bid, shape, dtype in self._outputs:
+            arrays[bid] = np.empty(shape, dtype)
         for step in self._steps:
             if step[0] == "kernel":
                 _, fn, buffers, stride_args, ranges = step
@@ -92,11 +95,5 @@ class CpuExecutable:
                 a = a.T if flags.get("transpose_a") else a
                 b = b.T if flags.get("transpose_b") else b
                 np.matmul(a, b, out=arrays[lib.output])
-        return [self._result(arrays, b) for b in program.outputs]
-
-    def _result(self, arrays, buf_id: int) -> np.ndarray:
-        buf = self.program.buffers[buf_id]
-        out = arrays[buf_id]
-        if buf.out_shape is not None and buf.out_shape != out.shape:
-            out = out.reshape(buf.out_shape)
-        return out
+        return [arrays[b] if shape is None or shape == arrays[b].shape
+                else arrays[b].reshape(shape) for b, shape in self._results]
