@@ -28,3 +28,16 @@ def test_exp_edges(dtype):
     assert got.dtype == want.dtype
     close = np.isclose(got, want, rtol=4 * info.eps, atol=0, equal_nan=True)
     assert close.all(), (x[~close], got[~close], want[~close])
+
+
+def test_float32_tanh_is_inline_and_exact_at_the_edges():
+    x = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-5, 0.5, -3.0, 9.0, 20.0,
+                  -25.0, np.inf, -np.inf, np.nan, 1.4e-45], np.float32)
+    f = jit(np.tanh)
+    asm = f.lower(x).compile().assembly()
+    assert not re.search(r"call\w*\s+\S*tanh", asm)
+    got, want = f(x), np.tanh(x)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    close = np.isclose(got, want, rtol=2 * np.finfo(np.float32).eps, atol=0,
+                       equal_nan=True)
+    assert close.all(), (x[~close], got[~close], want[~close])

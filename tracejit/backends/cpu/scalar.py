@@ -55,6 +55,8 @@ def _unary_math(name):
         from . import vmath
         if name == "exp":
             return vmath.EXP[dtypes[0]](e, args[0])
+        if name == "tanh" and dtypes[0] in vmath.TANH:
+            return vmath.TANH[dtypes[0]](e, args[0])
         return _intrinsic(e, name, dtypes[0], args)
     return rule
 

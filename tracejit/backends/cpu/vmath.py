@@ -99,3 +99,37 @@ def exp_f64(e, x: str) -> str:
 
 EXP = {"float32": exp_f32, "float64": exp_f64}
 assert abs(LN2_HI + LN2_LO - log(2.0)) < 1e-18
+
+
+def _exp_double(e, x: str) -> str:
+    """e**x in float64 for x already clamped to a safe range."""
+    n, r = _reduce(e, x)
+    return e.emit(f"fmul double {_poly(e, r, 13)}, {_pow2(e, n)}")
+
+
+def tanh_f32(e, x: str) -> str:
+    """tanh for float32, evaluated in float64 and rounded once:
+    (e**2x - 1) / (e**2x + 1), and x - x**3/3 where |x| < 2**-12 (there
+    e**2x - 1 would cancel).  Saturates to +-1 beyond |x| = 20; NaN and
+    signed zeros pass through."""
+    wide = e.emit(f"fpext float {x} to double")
+    clamped = _clamp(e, wide, -20.0, 20.0)
+    twice = e.emit(f"fmul double {clamped}, {_d(2.0)}")
+    ex = _exp_double(e, twice)
+    num = e.emit(f"fsub double {ex}, {_d(1.0)}")
+    den = e.emit(f"fadd double {ex}, {_d(1.0)}")
+    big = e.emit(f"fdiv double {num}, {den}")
+    cube = e.emit(f"fmul double {wide}, {wide}")
+    cube = e.emit(f"fmul double {cube}, {wide}")
+    small = e.emit(f"call double @llvm.fma.f64(double {cube}, double "
+                   f"{_d(-1.0 / 3.0)}, double {wide})")
+    e.declare("declare double @llvm.fabs.f64(double)")
+    magnitude = e.emit(f"call double @llvm.fabs.f64(double {wide})")
+    tiny = e.emit(f"fcmp olt double {magnitude}, {_d(2.0 ** -12)}")
+    value = e.emit(f"select i1 {tiny}, double {small}, double {big}")
+    narrow = e.emit(f"fptrunc double {value} to float")
+    nan = e.emit(f"fcmp uno float {x}, {x}")
+    return e.emit(f"select i1 {nan}, float {x}, float {narrow}")
+
+
+TANH = {"float32": tanh_f32}
