@@ -110,7 +110,7 @@ def _exp_double(e, x: str) -> str:
 def tanh_f32(e, x: str) -> str:
     """tanh for float32, evaluated in float64 and rounded once:
     (e**2x - 1) / (e**2x + 1), and x - x**3/3 where |x| < 2**-12 (there
-    e**2x - 1 would cancel).  Saturates to +-1 beyond |x| = 20; NaN and
+    e**2x - 1 would cancel), written x * (1 - x**2/3) so -0.0 stays -0.0.  Saturates to +-1 beyond |x| = 20; NaN and
     signed zeros pass through."""
     wide = e.emit(f"fpext float {x} to double")
     clamped = _clamp(e, wide, -20.0, 20.0)
@@ -119,10 +119,10 @@ def tanh_f32(e, x: str) -> str:
     num = e.emit(f"fsub double {ex}, {_d(1.0)}")
     den = e.emit(f"fadd double {ex}, {_d(1.0)}")
     big = e.emit(f"fdiv double {num}, {den}")
-    cube = e.emit(f"fmul double {wide}, {wide}")
-    cube = e.emit(f"fmul double {cube}, {wide}")
-    small = e.emit(f"call double @llvm.fma.f64(double {cube}, double "
-                   f"{_d(-1.0 / 3.0)}, double {wide})")
+    square = e.emit(f"fmul double {wide}, {wide}")
+    factor = e.emit(f"call double @llvm.fma.f64(double {square}, double "
+                    f"{_d(-1.0 / 3.0)}, double {_d(1.0)})")
+    small = e.emit(f"fmul double {wide}, {factor}")    # keeps -0.0
     e.declare("declare double @llvm.fabs.f64(double)")
     magnitude = e.emit(f"call double @llvm.fabs.f64(double {wide})")
     tiny = e.emit(f"fcmp olt double {magnitude}, {_d(2.0 ** -12)}")
