@@ -41,7 +41,8 @@ APPLIES = {
     "add": ALL, "sub": ALL, "mul": ALL, "div": FLOATS,
     "floordiv": INTS + FLOATS, "mod": INTS + FLOATS, "pow": INTS + FLOATS,
     "max": ALL, "min": ALL, "neg": ALL, "abs": ALL, "sign": ALL,
-    **{op: FLOATS for op in ("exp", "log", "sqrt", "tanh", "sin", "cos")},
+    **{op: FLOATS for op in ("exp", "log", "sqrt", "tanh", "sin", "cos",
+                             "expm1", "log1p")},
     **{op: ALL for op in ("lt", "le", "eq", "ne", "gt", "ge")},
     "and": BITWISE, "or": BITWISE, "xor": BITWISE, "not": BITWISE,
     "shl": INTS, "shr": INTS, "select": ALL, "convert": ALL, "copy": ALL,
@@ -641,6 +642,7 @@ NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply,
          "min": np.minimum, "neg": np.negative, "abs": np.absolute,
          "sign": np.sign, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
          "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "lt": np.less,
+         "expm1": np.expm1, "log1p": np.log1p,
          "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
          "gt": np.greater, "ge": np.greater_equal, "and": np.bitwise_and,
          "or": np.bitwise_or, "xor": np.bitwise_xor, "not": np.invert,
@@ -648,7 +650,7 @@ NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply,
          "select": np.where}
 # numpy refuses these on bool; the kernel semantics are arithmetic mod 2.
 BOOL_EXTRA = {"sub": np.not_equal, "neg": np.copy, "sign": np.copy}
-APPROX = {"exp", "log", "tanh", "sin", "cos", "pow"}
+APPROX = {"exp", "log", "tanh", "sin", "cos", "pow", "expm1", "log1p"}
 
 
 def _int_pow(a, b):

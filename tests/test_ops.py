@@ -100,7 +100,8 @@ def test_executable_can_be_freed():
 # ---- elementwise ufuncs -----------------------------------------------------
 
 UNARY = [np.negative, np.positive, np.absolute, np.fabs, np.sign, np.exp,
-         np.log, np.sqrt, np.tanh, np.sin, np.cos, np.invert,
+         np.log, np.sqrt, np.tanh, np.sin, np.cos, np.invert, np.expm1,
+         np.log1p,
          np.logical_not, np.square, np.reciprocal]
 BINARY = [np.add, np.subtract, np.multiply, np.true_divide, np.floor_divide,
           np.remainder, np.power, np.maximum, np.minimum, np.less,
@@ -721,7 +722,8 @@ def _accuracy_inputs(name: str, dtype: str, n: int = 100_000) -> np.ndarray:
               (-750.0, 710.0),
               "log": (0.0, 1e6), "sqrt": (0.0, 1e6),
               "tanh": (-25.0, 25.0), "sin": (-1e4, 1e4),
-              "cos": (-1e4, 1e4)}
+              "cos": (-1e4, 1e4), "expm1": (-100.0, 88.0),
+              "log1p": (-1.0, 1e6)}
     lo, hi = ranges[name]
     parts = [rng.uniform(lo, hi, n // 2),
              rng.uniform(-3.0, 3.0, n // 4),
@@ -737,8 +739,10 @@ def _accuracy_inputs(name: str, dtype: str, n: int = 100_000) -> np.ndarray:
 
 
 ACCURACY_CASES = [("exp", np.exp), ("log", np.log), ("tanh", np.tanh),
+                  ("expm1", np.expm1), ("log1p", np.log1p),
                   ("sin", np.sin), ("cos", np.cos), ("sqrt", np.sqrt)]
 PRIM_OF = {"exp": "exp", "log": "log", "tanh": "tanh", "sin": "sine",
+           "expm1": "expm1", "log1p": "log1p",
            "cos": "cosine", "sqrt": "sqrt"}
 
 

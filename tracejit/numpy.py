@@ -11,7 +11,7 @@ _UFUNCS = [
     "add", "subtract", "multiply", "divide", "true_divide", "floor_divide",
     "remainder", "mod", "power", "maximum", "minimum", "negative",
     "positive", "absolute", "abs", "fabs", "sign", "square", "reciprocal",
-    "exp", "log", "sqrt", "tanh", "sin", "cos",
+    "exp", "log", "sqrt", "tanh", "sin", "cos", "expm1", "log1p",
     "less", "less_equal", "equal", "not_equal", "greater", "greater_equal",
     "logical_and", "logical_or", "logical_xor", "logical_not",
     "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "bitwise_not",

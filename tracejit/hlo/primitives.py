@@ -293,6 +293,8 @@ _def("abs",          SAME, np.abs,                    E, Scalar("abs"),      ALL
 _def("sign",         SAME, np.sign,                   E, Scalar("sign"),     NUM)
 _def("exp",          SAME, np.exp,                    E, Scalar("exp"),      FLOAT, 4)
 _def("log",          SAME, np.log,                    E, Scalar("log"),      FLOAT, 4)
+_def("expm1",        SAME, np.expm1,                  E, Scalar("expm1"),    FLOAT, 4)
+_def("log1p",        SAME, np.log1p,                  E, Scalar("log1p"),    FLOAT, 4)
 _def("sqrt",         SAME, np.sqrt,                   E, Scalar("sqrt"),     FLOAT)
 _def("tanh",         SAME, np.tanh,                   E, Scalar("tanh"),     FLOAT, 4)
 _def("sine",         SAME, np.sin,                    E, Scalar("sin"),      FLOAT, 4)
@@ -370,7 +372,7 @@ for _name, _fields in ALGEBRA.items():
 
 # Costly enough per element that fusion computes them once and stores the
 # result rather than recompute them in several consumers.
-for _name in ("exp", "log", "tanh", "sine", "cosine", "power", "divide",
+for _name in ("exp", "expm1", "log", "log1p", "tanh", "sine", "cosine", "power", "divide",
               "sqrt", "floor_divide", "remainder"):
     PRIMITIVES[_name] = replace(PRIMITIVES[_name], expensive=True)
 

@@ -22,7 +22,8 @@ every backend renders each of them.
 #                     min = (a <= b or isnan(a)) ? a : b; bool: or / and.
 #   neg, abs          integers wrap; bool abs is the identity.
 #   sign              (a > 0) - (a < 0); floats keep NaN.
-#   exp ... cos       floats only, the platform math library's accuracy.
+#   exp ... cos,      floats only, the platform math library's accuracy.
+#   expm1, log1p
 #   lt ... ge         result bool; float compares are ordered except ne.
 #   and, or, xor, not bool (logical) or integers (bitwise).
 #   shl, shr          integers; a count < 0 or >= the bit width gives 0
@@ -39,6 +40,7 @@ SCALAR_OPS: dict[str, int] = {
     "neg": 1, "abs": 1, "sign": 1,
     # transcendental and roots
     "exp": 1, "log": 1, "sqrt": 1, "tanh": 1, "sin": 1, "cos": 1,
+    "expm1": 1, "log1p": 1,
     # comparisons (result bool)
     "lt": 2, "le": 2, "eq": 2, "ne": 2, "gt": 2, "ge": 2,
     # bitwise / logical (bool or integer operands)

@@ -15,6 +15,7 @@ LLVM_TYPE = {"bool": "i1", "int32": "i32", "int64": "i64",
 MEMORY_TYPE = {**LLVM_TYPE, "bool": "i8"}
 FLOAT_SUFFIX = {"float32": "f32", "float64": "f64"}
 INT_BITS = {"int32": 32, "int64": 64, "bool": 1}
+LIBM_ONLY = ("expm1", "log1p")
 
 
 def is_float(dtype: str) -> bool:
@@ -57,6 +58,11 @@ def _unary_math(name):
             return vmath.EXP[dtypes[0]](e, args[0])
         if name == "tanh" and dtypes[0] in vmath.TANH:
             return vmath.TANH[dtypes[0]](e, args[0])
+        if name in LIBM_ONLY:                   # no LLVM intrinsic
+            t = LLVM_TYPE[dtypes[0]]
+            fn = name + ("f" if dtypes[0] == "float32" else "")
+            e.declare(f"declare {t} @{fn}({t})")
+            return e.emit(f"call {t} @{fn}({t} {args[0]})")
         return _intrinsic(e, name, dtypes[0], args)
     return rule
 
@@ -300,7 +306,7 @@ RULES = {
     "max": _minmax(True), "min": _minmax(False),
     "neg": _neg, "abs": _abs, "sign": _sign,
     **{name: _unary_math(name) for name in
-       ("exp", "log", "sqrt", "tanh", "sin", "cos")},
+       ("exp", "log", "sqrt", "tanh", "sin", "cos") + LIBM_ONLY},
     **{name: _compare(name) for name in _CMP},
     "and": _bitwise("and"), "or": _bitwise("or"), "xor": _bitwise("xor"),
     "not": _not, "shl": _shift(True), "shr": _shift(False),

@@ -151,7 +151,8 @@ _BY_KIND = {
           "mul": "__{m}mul_rn({0}, {1})",  # never contracted into an FMA
           "neg": "(-{0})", "abs": "fabs{f}({0})", "pow": "pow{f}({0}, {1})",
           **{op: op + "{f}({0})"
-             for op in ("exp", "log", "sqrt", "tanh", "sin", "cos")},
+             for op in ("exp", "log", "sqrt", "tanh", "sin", "cos",
+                        "expm1", "log1p")},
           **_calls("sign", 1), **_calls("floordiv mod max min", 2)},
 }
 
