@@ -41,3 +41,22 @@ def test_float32_tanh_is_inline_and_exact_at_the_edges():
     close = np.isclose(got, want, rtol=2 * np.finfo(np.float32).eps, atol=0,
                        equal_nan=True)
     assert close.all(), (x[~close], got[~close], want[~close])
+
+
+@pytest.mark.parametrize("ufunc", [np.log, np.log1p])
+def test_float32_logs_are_inline_and_ieee_at_the_edges(ufunc):
+    x = np.array([0.0, -0.0, -1.0, -1.5, -1e-30, 1e-30, 1.4e-45, 1.0,
+                  2.0, 0.5, 3e38, np.inf, -np.inf, np.nan, -0.999999,
+                  1e-7], np.float32)
+    f = jit(ufunc)
+    asm = f.lower(x).compile().assembly()
+    assert not re.search(r"call\w*\s+\S*log", asm)
+    with np.errstate(all="ignore"):
+        want = ufunc(x)
+    got = f(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.signbit(got[~np.isnan(got)]),
+                                  np.signbit(want[~np.isnan(want)]))
+    close = np.isclose(got, want, rtol=2 * np.finfo(np.float32).eps, atol=0,
+                       equal_nan=True)
+    assert close.all(), (x[~close], got[~close], want[~close])

@@ -58,6 +58,8 @@ def _unary_math(name):
             return vmath.EXP[dtypes[0]](e, args[0])
         if name == "tanh" and dtypes[0] in vmath.TANH:
             return vmath.TANH[dtypes[0]](e, args[0])
+        if (name, dtypes[0]) in vmath.LOGS:
+            return vmath.LOGS[(name, dtypes[0])](e, args[0])
         if name in LIBM_ONLY:                   # no LLVM intrinsic
             t = LLVM_TYPE[dtypes[0]]
             fn = name + ("f" if dtypes[0] == "float32" else "")

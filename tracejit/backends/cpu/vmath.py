@@ -133,3 +133,83 @@ def tanh_f32(e, x: str) -> str:
 
 
 TANH = {"float32": tanh_f32}
+
+
+def _log_double(e, d: str) -> str:
+    """log(d) for a positive, finite, normal double, to about 1e-14
+    relative error (ample for float32 results): d = 2**k * m with m in
+    [sqrt(1/2), sqrt(2)), log m = 2 atanh((m-1)/(m+1)) by its series."""
+    bits = e.emit(f"bitcast double {d} to i64")
+    biased = e.emit(f"lshr i64 {bits}, 52")
+    k = e.emit(f"sub i64 {biased}, 1023")
+    frac = e.emit(f"and i64 {bits}, 4503599627370495")        # 2**52 - 1
+    frac = e.emit(f"or i64 {frac}, 4607182418800017408")      # exponent 0
+    m = e.emit(f"bitcast i64 {frac} to double")
+    high = e.emit(f"fcmp ogt double {m}, {_d(2 ** 0.5)}")
+    m = e.emit(f"select i1 {high}, double "
+               f"{e.emit(f'fmul double {m}, {_d(0.5)}')}, double {m}")
+    k = e.emit(f"add i64 {k}, {e.emit(f'zext i1 {high} to i64')}")
+    s = e.emit(f"fdiv double {e.emit(f'fsub double {m}, {_d(1.0)}')}, "
+               f"{e.emit(f'fadd double {m}, {_d(1.0)}')}")
+    s2 = e.emit(f"fmul double {s}, {s}")
+    e.declare("declare double @llvm.fma.f64(double, double, double)")
+    acc = _d(1.0 / 17)
+    for odd in range(15, 0, -2):
+        acc = e.emit(f"call double @llvm.fma.f64(double {acc}, double {s2}, "
+                     f"double {_d(1.0 / odd)})")
+    log_m = e.emit(f"fmul double {e.emit(f'fmul double {s}, {acc}')}, "
+                   f"{_d(2.0)}")
+    kd = e.emit(f"sitofp i64 {k} to double")
+    return e.emit(f"call double @llvm.fma.f64(double {kd}, double "
+                  f"{_d(log(2.0))}, double {log_m})")
+
+
+def _log_specials(e, x: str, value: str, zero_at: str) -> str:
+    """IEEE results where the series does not apply: -inf at the pole
+    (``x == zero_at``), NaN below it, inf at inf, NaN passes through."""
+    inf, nan = literal(float("inf"), "float32"), literal(float("nan"),
+                                                         "float32")
+    at_pole = e.emit(f"fcmp oeq float {x}, {zero_at}")
+    below = e.emit(f"fcmp olt float {x}, {zero_at}")
+    is_inf = e.emit(f"fcmp oeq float {x}, {inf}")
+    is_nan = e.emit(f"fcmp uno float {x}, {x}")
+    value = e.emit(f"select i1 {at_pole}, float "
+                   f"{literal(float('-inf'), 'float32')}, float {value}")
+    value = e.emit(f"select i1 {below}, float {nan}, float {value}")
+    value = e.emit(f"select i1 {is_inf}, float {inf}, float {value}")
+    return e.emit(f"select i1 {is_nan}, float {x}, float {value}")
+
+
+def _finite_positive(e, d: str) -> str:
+    """d where it is positive and finite, else 1.0 (keeps the series'
+    inputs in range; the specials are selected afterwards)."""
+    ok = e.emit(f"fcmp ogt double {d}, {_d(0.0)}")
+    finite = e.emit(f"fcmp olt double {d}, {_d(float('inf'))}")
+    ok = e.emit(f"and i1 {ok}, {finite}")
+    return e.emit(f"select i1 {ok}, double {d}, double {_d(1.0)}")
+
+
+def log_f32(e, x: str) -> str:
+    wide = e.emit(f"fpext float {x} to double")
+    value = _log_double(e, _finite_positive(e, wide))
+    narrow = e.emit(f"fptrunc double {value} to float")
+    return _log_specials(e, x, narrow, literal(0.0, "float32"))
+
+
+def log1p_f32(e, x: str) -> str:
+    """log1p(x) = log(u) * x / (u - 1) with u = 1 + x in float64 (the
+    factor corrects u's rounding), and x itself where u == 1."""
+    wide = e.emit(f"fpext float {x} to double")
+    u = e.emit(f"fadd double {wide}, {_d(1.0)}")
+    log_u = _log_double(e, _finite_positive(e, u))
+    um1 = e.emit(f"fsub double {u}, {_d(1.0)}")
+    same = e.emit(f"fcmp oeq double {um1}, {_d(0.0)}")
+    safe = e.emit(f"select i1 {same}, double {_d(1.0)}, double {um1}")
+    scaled = e.emit(f"fdiv double {e.emit(f'fmul double {log_u}, {wide}')},"
+                    f" {safe}")
+    value = e.emit(f"select i1 {same}, double {wide}, double {scaled}")
+    narrow = e.emit(f"fptrunc double {value} to float")
+    return _log_specials(e, x, narrow, literal(-1.0, "float32"))
+
+
+LOGS = {("log", "float32"): log_f32, ("log1p", "float32"): log1p_f32}
