@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
@@ -22,22 +21,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks import harness, peers, run  # noqa: E402
 from benchmarks.workloads import WORKLOADS  # noqa: E402
-
-
-def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
-                            else []))
-    env.pop("TRACEJIT_DUMP", None)
-    return subprocess.run([sys.executable, "-m", "tracejit", *args],
-                          cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+from cli import run_tracejit  # noqa: E402
 
 
 def test_bench_quick_end_to_end(tmp_path):
     json_path, png_path = tmp_path / "bench.json", tmp_path / "bench.png"
-    proc = _run_cli("bench", "--quick", "--json", str(json_path),
+    proc = run_tracejit("bench", "--quick", "--json", str(json_path),
                     "--plot", str(png_path))
     out = proc.stdout
     assert proc.returncode == 0, (

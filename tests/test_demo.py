@@ -3,27 +3,11 @@ it compiles GELU, softmax and the MLP, they match numpy, and it prints the
 HLO and the timing table."""
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
-                            else []))
-    env.pop("TRACEJIT_DUMP", None)
-    return subprocess.run([sys.executable, "-m", "tracejit", *args],
-                          cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+from cli import run_tracejit
 
 
 def test_demo_quick():
-    proc = _run("demo", "--quick")
+    proc = run_tracejit("demo", "--quick")
     out = proc.stdout
     assert proc.returncode == 0, (
         f"exit code {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr}")
@@ -36,6 +20,6 @@ def test_demo_quick():
 
 def test_missing_or_unknown_command_exits_2():
     for args in ((), ("no-such-command",)):
-        proc = _run(*args)
+        proc = run_tracejit(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert "usage:" in proc.stderr

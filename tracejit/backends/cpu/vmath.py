@@ -72,14 +72,24 @@ def _reduce(e, x: str) -> tuple[str, str]:
     return n, r
 
 
+def _keep_nan(e, x: str, value: str, t: str) -> str:
+    """``value``, or ``x`` itself where ``x`` is NaN."""
+    nan = e.emit(f"fcmp uno {t} {x}, {x}")
+    return e.emit(f"select i1 {nan}, {t} {x}, {t} {value}")
+
+
+def _narrow(e, x: str, value: str) -> str:
+    """The float64 ``value`` rounded once to float32; NaN ``x`` passes."""
+    narrow = e.emit(f"fptrunc double {value} to float")
+    return _keep_nan(e, x, narrow, "float")
+
+
 def exp_f32(e, x: str) -> str:
     wide = e.emit(f"fpext float {x} to double")
     clamped = _clamp(e, wide, -110.0, 100.0)
     n, r = _reduce(e, clamped)
     value = e.emit(f"fmul double {_poly(e, r, 9)}, {_pow2(e, n)}")
-    narrow = e.emit(f"fptrunc double {value} to float")
-    nan = e.emit(f"fcmp uno float {x}, {x}")
-    return e.emit(f"select i1 {nan}, float {x}, float {narrow}")
+    return _narrow(e, x, value)
 
 
 def exp_f64(e, x: str) -> str:
@@ -93,8 +103,7 @@ def exp_f64(e, x: str) -> str:
     n2 = e.emit(f"fsub double {n}, {n1}")
     value = e.emit(f"fmul double {p}, {_pow2(e, n1)}")
     value = e.emit(f"fmul double {value}, {_pow2(e, n2)}")
-    nan = e.emit(f"fcmp uno double {x}, {x}")
-    return e.emit(f"select i1 {nan}, double {x}, double {value}")
+    return _keep_nan(e, x, value, "double")
 
 
 EXP = {"float32": exp_f32, "float64": exp_f64}
@@ -127,9 +136,7 @@ def tanh_f32(e, x: str) -> str:
     magnitude = e.emit(f"call double @llvm.fabs.f64(double {wide})")
     tiny = e.emit(f"fcmp olt double {magnitude}, {_d(2.0 ** -12)}")
     value = e.emit(f"select i1 {tiny}, double {small}, double {big}")
-    narrow = e.emit(f"fptrunc double {value} to float")
-    nan = e.emit(f"fcmp uno float {x}, {x}")
-    return e.emit(f"select i1 {nan}, float {x}, float {narrow}")
+    return _narrow(e, x, value)
 
 
 TANH = {"float32": tanh_f32}
@@ -172,12 +179,11 @@ def _log_specials(e, x: str, value: str, zero_at: str) -> str:
     at_pole = e.emit(f"fcmp oeq float {x}, {zero_at}")
     below = e.emit(f"fcmp olt float {x}, {zero_at}")
     is_inf = e.emit(f"fcmp oeq float {x}, {inf}")
-    is_nan = e.emit(f"fcmp uno float {x}, {x}")
     value = e.emit(f"select i1 {at_pole}, float "
                    f"{literal(float('-inf'), 'float32')}, float {value}")
     value = e.emit(f"select i1 {below}, float {nan}, float {value}")
     value = e.emit(f"select i1 {is_inf}, float {inf}, float {value}")
-    return e.emit(f"select i1 {is_nan}, float {x}, float {value}")
+    return _keep_nan(e, x, value, "float")
 
 
 def _finite_positive(e, d: str) -> str:
