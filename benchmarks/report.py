@@ -107,14 +107,14 @@ def main_table(wrs) -> tuple[str, list[str]]:
                     vs_best += f" ({peer_name})"
             else:
                 span = vs_np = vs_best = "-"
-            rows.append([str(w.id) if k == 0 else "",
+            rows.append([w.label if k == 0 else "",
                          labels[k] if k < len(labels) else "", name,
                          fmt_time(med, unit), span, vs_np, vs_best,
                          check_text(name, r)])
             if r.status != "timed":
-                notes.append(f"#{w.id} {name}: {r.message}")
+                notes.append(f"#{w.label} {name}: {r.message}")
             elif r.check is not None and not r.check.ok:
-                notes.append(f"#{w.id} {name}: {r.check.message}")
+                notes.append(f"#{w.label} {name}: {r.check.message}")
         rows.append([""] * 8)
     if rows:
         rows.pop()
@@ -134,7 +134,7 @@ def floor_table(wrs, bandwidth) -> str:
         peer_name, peer_median = best_peer(wr)
         kernels = trj.info.get("kernels", "-") if trj and trj.times else "-"
         rows.append([
-            str(wr.workload.id), wr.workload.key,
+            wr.workload.label, wr.workload.key,
             f"{wr.floor_bytes / 2**20:.1f} MiB", fmt_time(floor),
             fmt_time(trj_med), f"{trj_med / floor:.1f}x" if trj_med else "-",
             str(kernels),
@@ -171,7 +171,8 @@ def to_json(meta, wrs, cold) -> dict:
     for wr in wrs:
         w = wr.workload
         peer_name, peer_median = best_peer(wr)
-        entry = {"id": w.id, "key": w.key, "title": w.title, "kind": w.kind,
+        entry = {"id": w.id, "part": w.part, "key": w.key,
+                 "title": w.title, "kind": w.kind,
                  "shapes": wr.shapes, "floor_bytes": wr.floor_bytes,
                  "floor_s": wr.floor_bytes / meta["copy_bandwidth_Bps"],
                  "other_cores": wr.other_cores,
@@ -235,7 +236,7 @@ def plot(path, wrs, title) -> str | None:
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_xticks(range(len(wrs)))
-    ax.set_xticklabels([f"#{wr.workload.id} {wr.workload.key}" for wr in wrs],
+    ax.set_xticklabels([f"#{wr.workload.label} {wr.workload.key}" for wr in wrs],
                        rotation=20, ha="right")
     ax.set_ylabel("speedup over numpy (median, log scale)")
     ax.set_title(title, fontsize=9)

@@ -73,7 +73,7 @@ def main(args, frameworks=None) -> int:
     import numpy as np
 
     from . import harness, peers, report
-    from .workloads import BY_ID, WORKLOADS
+    from .workloads import WORKLOADS, selected
 
     quick = args.quick
     runs = args.runs if args.runs is not None else (5 if quick else 20)
@@ -89,7 +89,7 @@ def main(args, frameworks=None) -> int:
             print(f"bench: unknown peer(s) {', '.join(unknown)}; known: "
                   f"{', '.join(peers.PEER_NAMES)}", file=sys.stderr)
             return 2
-    workloads = [BY_ID[i] for i in args.only] if args.only else WORKLOADS
+    workloads = selected(args.only) if args.only else WORKLOADS
 
     def say(text=""):
         print(text, flush=True)
@@ -141,7 +141,7 @@ def main(args, frameworks=None) -> int:
     results, cold = [], []
     s_all = meter.snapshot()
     for w in workloads:
-        say(f"running #{w.id} {w.title} ...")
+        say(f"running #{w.label} {w.title} ...")
         if w.kind == "compile":
             cold += _cold(w, frameworks, scale, args.seed, quick, say)
             continue
@@ -157,7 +157,7 @@ def main(args, frameworks=None) -> int:
             f"other processes kept {lo:.2f}" +
             (f"-{hi:.2f}" if hi - lo >= 0.005 else "") +
             " cores busy during workload(s) " +
-            _ids([wr.workload.id for wr in loaded]))
+            _ids([wr.workload.label for wr in loaded]))
     during = meter.other_cores(s_all, meter.snapshot())
     load_after = harness.loadavg()
     say()
@@ -184,7 +184,7 @@ def main(args, frameworks=None) -> int:
         say(report.floor_table(results, bandwidth))
         for wr in results:
             if wr.workload.note and wr.workload.kind == "time":
-                say(f"  #{wr.workload.id}: {wr.workload.note}")
+                say(f"  #{wr.workload.label}: {wr.workload.note}")
         say()
     if cold:
         say("Cold compile: first call of a new function in a fresh process "
@@ -209,13 +209,13 @@ def main(args, frameworks=None) -> int:
             say(f"WARNING: busiest other processes now: {', '.join(busy)}")
     failed = [wr for wr in results
               if report.tracejit_status(wr) in report.FAILING]
-    checked = [wr.workload.id for wr in results
+    checked = [wr.workload.label for wr in results
                if report.tracejit_status(wr) in ("ok", "MISMATCH")]
-    unsupported = [wr.workload.id for wr in results
+    unsupported = [wr.workload.label for wr in results
                    if report.tracejit_status(wr) == "unsupported"]
     say(f"tracejit correctness: checked against numpy on workloads "
         f"{_ids(checked)}; unsupported by tracejit: {_ids(unsupported)}; "
-        + (f"FAIL on {_ids([wr.workload.id for wr in failed])}" if failed
+        + (f"FAIL on {_ids([wr.workload.label for wr in failed])}" if failed
            else "all checked results match"))
 
     # ---- files
@@ -233,7 +233,7 @@ def main(args, frameworks=None) -> int:
                      "loadavg_after": load_after,
                      "other_cores_idle": idle, "other_cores_during": during,
                      "warnings": warnings_},
-            "tracejit_failed": [wr.workload.id for wr in failed],
+            "tracejit_failed": [wr.workload.label for wr in failed],
             "tracejit_unsupported": unsupported}
     if args.json:
         report.save_json(args.json, report.to_json(meta, results, cold))

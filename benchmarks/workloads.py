@@ -53,9 +53,16 @@ def layernorm(x, gamma, beta):
     return d / np.sqrt(var + 1e-5) * gamma + beta
 
 
-def sums(x):
-    """Sum over all elements, over axis 0 and over axis 1."""
-    return np.sum(x), np.sum(x, axis=0), np.sum(x, axis=1)
+def sum_all(x):
+    return np.sum(x)
+
+
+def sum_axis0(x):
+    return np.sum(x, axis=0)
+
+
+def sum_axis1(x):
+    return np.sum(x, axis=1)
 
 
 def mlp(x, w1, b1, w2, b2):
@@ -143,8 +150,15 @@ class Workload:
     atol: float | Callable = 1e-6   # or (args, numpy result) -> atol
     numexpr: str | None = None      # the expression, in fn's parameter names
     kind: str = "time"              # "time", "dispatch" or "compile"
+    part: str = ""                  # "a", "b" ...: one of several timed
+                                    # parts of workload ``id``
     compile_of: tuple = ()          # kind "compile": the workloads compiled
     note: str = ""
+
+    @property
+    def label(self) -> str:
+        """'6b' for a part, '4' otherwise: what tables and --only show."""
+        return f"{self.id}{self.part}"
 
     def atol_for(self, args, want) -> float:
         return self.atol(args, want) if callable(self.atol) else self.atol
@@ -163,8 +177,12 @@ WORKLOADS = [
              lambda rng, scale: _square(rng, scale, 4.0), atol=1e-7),
     Workload(5, "layernorm", "layernorm (last axis, gamma, beta)", layernorm,
              _layernorm_args, rtol=1e-4, atol=1e-4),
-    Workload(6, "sums", "sum: all, axis 0, axis 1", sums, _square,
-             atol=_sum_atol),
+    Workload(6, "sum_all", "sum over all elements", sum_all, _square,
+             atol=_sum_atol, part="a", numexpr="sum(x)"),
+    Workload(6, "sum_axis0", "sum over axis 0", sum_axis0, _square,
+             atol=_sum_atol, part="b", numexpr="sum(x, axis=0)"),
+    Workload(6, "sum_axis1", "sum over axis 1", sum_axis1, _square,
+             atol=_sum_atol, part="c", numexpr="sum(x, axis=1)"),
     Workload(7, "mlp", "MLP relu(x@W1+b1)@W2+b2", mlp, _mlp_args,
              rtol=1e-4, atol=1e-4,
              note="matrix products dominate: compute-bound, the memory floor "
@@ -175,7 +193,12 @@ WORKLOADS = [
              kind="compile", compile_of=(2, 7)),
 ]
 
-BY_ID = {w.id: w for w in WORKLOADS}
+BY_ID = {w.id: w for w in WORKLOADS if w.part in ("", "a")}
+
+
+def selected(ids) -> list[Workload]:
+    """The workloads --only names, every part of a multi-part one."""
+    return [w for w in WORKLOADS if w.id in ids]
 
 
 def shapes_text(args) -> str:

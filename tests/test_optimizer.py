@@ -76,6 +76,32 @@ def test_row_softmax_is_one_kernel():
     np.testing.assert_allclose(c(x), softmax(x), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("shape", [(3000, 40), (4, 5000), (7, 1), (0, 9)])
+def test_softmax_keeps_exp_in_a_row_scratch_not_a_temporary(shape):
+    """exp(x - max) is stored by one stage and read by the next: one row
+    of scratch per thread, no full-size temporary (big shapes run on
+    several threads, each with its own scratch)."""
+    x = f32(*shape) * 4
+    c = compiled(softmax, x)
+    kernels = c.executable.program.kernels
+    if x.size and shape[1] > 1:
+        assert temps(c) == [] and c.memory_analysis().arena_bytes == 0
+        (kernel,) = kernels
+        (local,) = [a for a in kernel.args if a.local]
+        assert local.local_size == shape[1] and kernel.args[-1] is local
+        assert "local" in kernel.describe()
+    np.testing.assert_allclose(c(x), softmax(x), rtol=1e-6, atol=1e-7)
+
+
+def test_a_value_read_at_another_row_is_not_a_row_scratch():
+    def f(x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)[::-1]
+    x = f32(30, 20)
+    c = compiled(f, x)
+    np.testing.assert_allclose(c(x), f(x), rtol=1e-6, atol=1e-7)
+
+
 def test_layernorm_is_one_kernel():
     x, g, b = f32(32, 24), f32(24), f32(24)
     c = compiled(layernorm, x, g, b)
@@ -241,6 +267,28 @@ def test_unsafe_float_identities_are_kept(f, kept):
     got, want = jit(f)(x), f(x)
     np.testing.assert_array_equal(got, want)
     assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 2.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_small_integer_powers_become_multiplies(k, dtype):
+    if dtype == np.int64 and k == 2.5:
+        return
+    x = (f32(64) * 3).astype(dtype)
+    x[:6] = [0, 1, -2, 3, -1, 7]
+    if np.dtype(dtype).kind == "f":
+        x[6:10] = [-0.0, np.nan, np.inf, -np.inf]
+    ops = ops_of(jit(lambda x: x**k).lower(x))
+    expands = k in (2, 3, 4)
+    assert ("power" in ops) != expands
+    assert ops.count("multiply") == (2 if k in (3, 4) else k == 2)
+    with np.errstate(all="ignore"):
+        got, want = jit(lambda x: x**k)(x), x**k
+    if np.dtype(dtype).kind == "i":
+        np.testing.assert_array_equal(got, want)
+    else:       # two roundings for x**3 and x**4: within the 2 ULP bound
+        np.testing.assert_array_max_ulp(got, want, maxulp=2)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
 
 
 def test_integer_add_zero_is_removed():

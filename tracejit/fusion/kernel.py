@@ -58,6 +58,13 @@ class BufferArg:
     ``strides`` are element strides; ``None`` means they arrive at run time
     (in the strides array the kernel receives, ``len(shape)`` of them, in
     argument order).
+
+    ``local`` marks a row scratch: a value one stage stores and a later
+    stage of the same kernel reads back at the same point (softmax's exp).
+    It is not a program buffer; the kernel allocates one row of it (its
+    strides are 0 on the kept axes) and reuses it row after row, so the
+    value stays in cache instead of going to memory.  Local args come
+    after all others.
     """
 
     name: str
@@ -65,6 +72,13 @@ class BufferArg:
     shape: tuple[int, ...]
     strides: tuple[int, ...] | None
     is_output: bool = False
+    local: bool = False
+
+    @property
+    def local_size(self) -> int:
+        """Elements a local arg's row holds (span of its strides)."""
+        return 1 + sum((n - 1) * st for n, st in zip(self.shape, self.strides)
+                       if n > 0)
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,11 @@ class Kernel:
         return tuple(r for st in self.stages for r in st.reductions)
 
     @property
+    def buffer_args(self) -> tuple[BufferArg, ...]:
+        """The args the caller passes (every one but the local scratch)."""
+        return tuple(a for a in self.args if not a.local)
+
+    @property
     def runtime_stride_args(self) -> tuple[int, ...]:
         """Indices of args whose strides arrive at run time, in order."""
         return tuple(k for k, a in enumerate(self.args) if a.strides is None)
@@ -171,7 +190,7 @@ class Kernel:
                  + (f" reduce {list(self.reduce_axes)}"
                     if self.reduce_axes else "")]
         for k, a in enumerate(self.args):
-            kind = "out" if a.is_output else "in"
+            kind = "local" if a.local else "out" if a.is_output else "in"
             strides = "runtime" if a.strides is None else list(a.strides)
             lines.append(f"  arg{k} {kind} {a.name}: {a.dtype}{list(a.shape)}"
                          f" strides={strides}")

@@ -13,6 +13,8 @@ earlier stages; everything a row needs is ordered that way (see ``levels``).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..hlo.module import Instruction, Module
@@ -151,6 +153,7 @@ class KernelBuilder:
         self.after_stores: list[list[Store]] = []
         self.red_index: dict[int, int] = {}
         self.memo: dict = {}
+        self.local_of: dict[int, int | None] = {}   # value -> local arg
         self.level: dict[int, int] = {}
         self.kept_members: set[int] = set()
 
@@ -200,6 +203,7 @@ class KernelBuilder:
         self.levels()
         g = self.g
         later_reads = self.later_stage_reads()
+        self.local_of = {v: None for v in later_reads if self.row_local(v)}
         for root in g.roots:
             s = self.level[root]
             self.stage(s)
@@ -226,6 +230,34 @@ class KernelBuilder:
                     out.add(src)
         return out
 
+    def row_local(self, value: int) -> bool:
+        """Whether ``value`` can live in a row scratch: only this kernel
+        reads it, always at the point where it was computed, and one row
+        of it is small enough for the stack."""
+        g = self.g
+        if value in self.low.needs_buffer or not g.row_axes:
+            return False
+        row = int(np.prod([g.space[a] for a in g.row_axes]))
+        if row * np.dtype(self.m.get(value).dtype).itemsize > \
+                LOCAL_ROW_BYTES:
+            return False
+        here = IndexMap.identity(g.space)
+        return all(at == here for root in g.roots
+                   for src, at in self.low.reads(root) if src == value)
+
+    def local_arg(self, value: int) -> int:
+        """The row-scratch arg holding ``value`` (made on first use)."""
+        if self.local_of[value] is None:
+            ins = self.m.get(value)
+            strides = [0] * len(self.g.space)
+            step = 1
+            for a in reversed(self.g.row_axes):
+                strides[a], step = step, step * self.g.space[a]
+            self.local_of[value] = len(self.args)
+            self.args.append(BufferArg(f"l{value}", ins.dtype, ins.shape,
+                                       tuple(strides), True, local=True))
+        return self.local_of[value]
+
     def reduction(self, root: int, s: int, stored: bool) -> None:
         ins = self.m.get(root)
         combiner = PRIMITIVES[ins.op].lowering.combiner
@@ -241,9 +273,12 @@ class KernelBuilder:
 
     def store(self, ctx, value: int, op_index: int) -> None:
         ins = self.m.get(value)
-        buf = self.low.temp_for(value)
         index = self.g.placement(ins.shape)
-        st = Store(self.arg(buf, is_output=True), op_index, index)
+        if value in self.local_of:
+            arg = self.local_arg(value)
+        else:
+            arg = self.arg(self.low.temp_for(value), is_output=True)
+        st = Store(arg, op_index, index)
         (self.stores if ctx[0] == "row" else self.after_stores)[ctx[1]] \
             .append(st)
 
@@ -282,9 +317,11 @@ class KernelBuilder:
                 ins.aval.size == 1 and "value" in ins.attr_dict:
             return self.push(ctx, ScalarOp(
                 "const", ins.dtype, value=ins.attr("value").reshape(-1)[0]))
-        buf = self.low.buffer_of[src]
-        return self.push(ctx, ScalarOp("load", ins.dtype, arg=self.arg(buf),
-                                       index=at))
+        if src in self.local_of:
+            arg = self.local_arg(src)
+        else:
+            arg = self.arg(self.low.buffer_of[src])
+        return self.push(ctx, ScalarOp("load", ins.dtype, arg=arg, index=at))
 
     def generate_op(self, ctx, ins: Instruction, at: IndexMap) -> int:
         how = PRIMITIVES[ins.op].lowering
@@ -310,15 +347,43 @@ class KernelBuilder:
             self.after_stores))
         program = self.low.program
         label = name or self.m.get(self.g.roots[-1]).op
-        kernel = Kernel(f"k{len(program.kernels)}_{label}", self.g.space,
-                        tuple(self.args), stages, self.g.row_axes)
-        buffers = tuple(int(a.name[1:]) for a in self.args)
+        kernel = locals_last(Kernel(
+            f"k{len(program.kernels)}_{label}", self.g.space,
+            tuple(self.args), stages, self.g.row_axes))
+        buffers = tuple(int(a.name[1:]) for a in kernel.buffer_args)
         if int(np.prod(self.g.space)) == 0 and not self.g.row_axes:
             return
         if self.g.row_axes and int(np.prod(
                 [self.g.space[a] for a in self.g.kept_axes])) == 0:
             return
         program.steps.append(KernelStep(kernel, buffers))
+
+
+LOCAL_ROW_BYTES = 1 << 16      # largest row scratch a kernel keeps
+
+
+def locals_last(kernel: Kernel) -> Kernel:
+    """The same kernel with its local args moved after the others, so
+    arg k is the caller's k-th buffer for every k the caller passes."""
+    order = sorted(range(len(kernel.args)),
+                   key=lambda k: (kernel.args[k].local, k))
+    if order == list(range(len(order))):
+        return kernel
+    new_index = {old: new for new, old in enumerate(order)}
+
+    def ops(seq):
+        return tuple(replace(op, arg=new_index[op.arg])
+                     if op.op == "load" else op for op in seq)
+
+    def stores(seq):
+        return tuple(replace(st, arg=new_index[st.arg]) for st in seq)
+
+    stages = tuple(replace(st, ops=ops(st.ops), after=ops(st.after),
+                           stores=stores(st.stores),
+                           after_stores=stores(st.after_stores))
+                   for st in kernel.stages)
+    return replace(kernel, args=tuple(kernel.args[k] for k in order),
+                   stages=stages)
 
 
 def lower(module: Module, plan: FusionPlan) -> Program:

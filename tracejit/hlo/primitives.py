@@ -88,6 +88,8 @@ class Primitive:
     noop: Callable | None = None            # (avals, attrs) -> op is identity
     transpose_flags: tuple[str, ...] = ()   # per operand: attr that reads it
                                             # transposed (layout assignment)
+    repeated_by: str | None = None          # op(x, k) for a small integer k
+                                            # is x combined k times by this
 
     def abstract_eval(self, avals: list[Aval], attrs: dict) -> Aval:
         for a in avals:
@@ -366,6 +368,9 @@ ALGEBRA = {
     "reshape": dict(compose=_compose_reshape),
     "convert": dict(noop=lambda avals, attrs: avals[0].dtype == attrs["dtype"]),
     "dot": dict(transpose_flags=("transpose_a", "transpose_b")),
+    # x**k for k in 2..4 as multiplies, as JAX's integer_pow: x**2 is
+    # exact, x**3 and x**4 round twice (within the power row's 2 ULP).
+    "power": dict(repeated_by="multiply"),
 }
 for _name, _fields in ALGEBRA.items():
     PRIMITIVES[_name] = replace(PRIMITIVES[_name], **_fields)

@@ -40,7 +40,9 @@ def simplify(module: Module) -> bool:
     x-0, x+(-0.0), integer x+0), involutions (-(-x)), no-op converts and
     views, and merges chains of the same view (transpose of transpose,
     reshape of reshape, broadcast of broadcast).  Exact for every input,
-    NaN, infinities and signed zeros included."""
+    NaN, infinities and signed zeros included.  One rewrite is not bitwise
+    exact: a power by the constant 2, 3 or 4 becomes multiplies
+    (``repeated_by``), within the power's stated ULP bound."""
     mapping: dict[int, int] = {}
     rebuilt: list[Instruction] = []
     current: dict[int, Instruction] = {}
@@ -55,6 +57,10 @@ def simplify(module: Module) -> bool:
             mapping[ins.id] = target
             changed = True
             continue
+        if isinstance(target, list):            # new instructions first
+            rebuilt.extend(target[:-1])
+            current.update((t.id, t) for t in target[:-1])
+            target = target[-1]
         if target is not None:
             ins, changed = target, True
         rebuilt.append(ins)
@@ -81,6 +87,8 @@ def _simplified(module, ins, prim, current):
         if _is_identity_element(module, ops[0], ins.dtype,
                                 prim.left_identity):
             return ops[1]
+    if prim.repeated_by is not None:
+        return _expand_small_power(module, ins, prim.repeated_by)
     if prim.involution and get(ops[0]).op == ins.op:
         return get(ops[0]).operands[0]
     inner = get(ops[0]) if ops else None
@@ -89,6 +97,32 @@ def _simplified(module, ins, prim, current):
         return Instruction(ins.id, ins.op, inner.operands, ins.aval,
                            tuple(sorted(attrs.items())), ins.loc)
     return None
+
+
+SMALL_POWERS = (2, 3, 4)
+
+
+def _expand_small_power(module, ins, combine: str):
+    """x**k as a chain of ``combine`` (x*x, x*x*x, (x*x)*(x*x)) when the
+    exponent is the splat constant k in SMALL_POWERS; the new
+    instructions, the last one taking ``ins``'s id, or None."""
+    base, exponent = ins.operands
+    k = next((k for k in SMALL_POWERS if is_splat(module, exponent, k)),
+             None)
+    if k is None:
+        return None
+
+    def step(a, b, final=False):
+        if final:
+            return Instruction(ins.id, combine, (a, b), ins.aval, (), ins.loc)
+        module.add(combine, (a, b), ins.aval, (), ins.loc)
+        return module.instructions.pop()
+
+    if k == 2:
+        return [step(base, base, final=True)]
+    square = step(base, base)
+    other = base if k == 3 else square.id
+    return [square, step(square.id, other, final=True)]
 
 
 def constant_fold(module: Module) -> bool:

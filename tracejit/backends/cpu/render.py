@@ -306,6 +306,14 @@ class KernelRenderer:
                 # vectorizer needs leave to reorder this one addition.
                 folded = e.emit(f"{REASSOCIABLE[red.combiner]} reassoc {t} "
                                 f"{acc}, {v}")
+            elif red.combiner in IEEE_EXTREMA and \
+                    acc_dtype.startswith("float"):
+                # NaN-propagating max/min, which LLVM vectorizes as a
+                # reduction (the select form of scalar.max it does not).
+                bits = 32 if t == "float" else 64
+                fn = f"llvm.{IEEE_EXTREMA[red.combiner]}.f{bits}"
+                e.declare(f"declare {t} @{fn}({t}, {t})")
+                folded = e.emit(f"call {t} @{fn}({t} {acc}, {t} {v})")
             else:
                 folded = RULES[red.combiner](e, [acc, v], [acc_dtype] * 2,
                                              acc_dtype)
@@ -378,10 +386,14 @@ class KernelRenderer:
         lines = [f"define void @{k.name}_entry(ptr %args, ptr %strides, "
                  "i64 %lo, i64 %hi) nounwind {", "entry:"]
         names = []
-        for n in range(len(k.args)):
-            lines.append(f"  %p{n}.addr = getelementptr inbounds ptr, "
-                         f"ptr %args, i64 {n}")
-            lines.append(f"  %p{n} = load ptr, ptr %p{n}.addr")
+        for n, arg in enumerate(k.args):
+            if arg.local:       # one row of scratch per call (per chunk)
+                lines.append(f"  %p{n} = alloca {MEMORY_TYPE[arg.dtype]}, "
+                             f"i64 {arg.local_size}, align 64")
+            else:
+                lines.append(f"  %p{n}.addr = getelementptr inbounds ptr, "
+                             f"ptr %args, i64 {n}")
+                lines.append(f"  %p{n} = load ptr, ptr %p{n}.addr")
             names.append(f"ptr %p{n}")
         lines.append(f"  call void @{k.name}({', '.join(names)}, "
                      "ptr %strides, i64 %lo, i64 %hi)")
@@ -390,6 +402,7 @@ class KernelRenderer:
 
 
 REASSOCIABLE = {"add": "fadd", "mul": "fmul"}
+IEEE_EXTREMA = {"max": "maximum", "min": "minimum"}
 COLUMN_SCRATCH_BYTES = 1 << 16     # accumulators kept on the stack
 
 

@@ -401,13 +401,18 @@ def _check(kernel: Kernel) -> None:
 def _render_function(kernel: Kernel) -> str:
     _check(kernel)
     params = [f"{'' if buf.is_output else 'const '}{BUFFER_CTYPES[buf.dtype]}"
-              f"* __restrict__ a{k}" for k, buf in enumerate(kernel.args)]
+              f"* __restrict__ a{k}" for k, buf in enumerate(kernel.args)
+              if not buf.local]
     params.append("const long long* __restrict__ strides")
+    # a row scratch is per thread (each thread runs whole rows)
+    scratch = [f"{BUFFER_CTYPES[buf.dtype]} a{k}[{buf.local_size}];"
+               for k, buf in enumerate(kernel.args) if buf.local]
     lines = ["// " + line.rstrip("\\")  # no line-continuing comments
              for line in kernel.describe().splitlines()]
     lines.append(f'extern "C" __global__ void {kernel.name}('
                  + ", ".join(params) + ") {")
-    body = _staged(kernel) if kernel.reduce_axes else _elementwise(kernel)
+    body = scratch + (_staged(kernel) if kernel.reduce_axes
+                      else _elementwise(kernel))
     return "\n".join(lines + _indent(body) + ["}", ""])
 
 
