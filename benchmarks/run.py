@@ -58,6 +58,9 @@ def add_arguments(parser) -> None:
                              "numexpr, numba, jax, torch)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed of the inputs (default 0)")
+    parser.add_argument("--backend", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu (default) or cuda: the GPU suite "
+                             "(CuPy, jax, torch.compile on the GPU)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="save every figure to FILE as JSON")
     parser.add_argument("--plot", metavar="FILE.png", default=None,
@@ -75,6 +78,9 @@ def main(args, frameworks=None) -> int:
     from . import harness, peers, report
     from .workloads import WORKLOADS, selected
 
+    if args.backend == "cuda":
+        from . import gpu
+        return gpu.run(args, lambda text="": print(text, flush=True))
     quick = args.quick
     runs = args.runs if args.runs is not None else (5 if quick else 20)
     scale = args.size_scale if args.size_scale is not None else \

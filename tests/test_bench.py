@@ -186,3 +186,13 @@ def test_cpu_meter_and_bandwidth():
 def test_only_rejects_bad_lists(bad):
     with pytest.raises(SystemExit):
         _args("--only", bad)
+
+
+def test_cuda_suite_without_a_gpu_says_what_is_missing(capsys):
+    import importlib.util
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed: the GPU suite itself runs (cuda)")
+    code = run.main(_args("--backend", "cuda", "--quick"))
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "needs CuPy and a GPU" in out and "cupy" in out
