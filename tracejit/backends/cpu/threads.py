@@ -53,16 +53,16 @@ def chunks(extent: int, points: int, threads: int) -> list[tuple[int, int]]:
     return [(bounds[k], bounds[k + 1]) for k in range(pieces)]
 
 
-def run_split(fn, ptrs, strides, ranges) -> None:
-    """Call ``fn`` on every range; all but the last on pool threads."""
+def run_split(fn, args: tuple, ranges) -> None:
+    """Call ``fn(*args, lo, hi)`` on every range; all but the last on pool
+    threads."""
     if len(ranges) == 1:
         lo, hi = ranges[0]
-        fn(ptrs, strides, lo, hi)
+        fn(*args, lo, hi)
         return
     pool = Pool.executor(len(ranges) - 1)
-    futures = [pool.submit(fn, ptrs, strides, lo, hi)
-               for lo, hi in ranges[:-1]]
+    futures = [pool.submit(fn, *args, lo, hi) for lo, hi in ranges[:-1]]
     lo, hi = ranges[-1]
-    fn(ptrs, strides, lo, hi)
+    fn(*args, lo, hi)
     for f in futures:
         f.result()
