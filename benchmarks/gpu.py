@@ -267,6 +267,7 @@ def run(args, say) -> int:
         for fw in frameworks:
             row = _time_one(fw, w, sets, want, runs, floor)
             rows.append(row)
+            say("   " + "  ".join(str(c) for c in row[1:]))
             if fw.name == "tracejit" and row[-1] not in ("ok",):
                 failed.append(w.label)
     say("")

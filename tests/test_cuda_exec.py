@@ -77,7 +77,8 @@ def test_module_text_without_a_gpu():
     program = program_of(softmax, x)
     text = render_program(program)
     (kernel,) = program.kernels
-    assert f'extern "C" __global__ void {kernel.name}(' in text
+    assert f"void {kernel.name}(" in text
+    assert 'extern "C" __global__ __launch_bounds__(' in text
     assert text.count("#define TRACEJIT_CUDA_PRELUDE") == 1
     assert any(a.local for a in kernel.args)     # exp kept in a row scratch
 
@@ -94,10 +95,23 @@ def test_launch_shapes():
     assert shape(_Kernel((8,)), 132) == (1, 256)
     assert shape(_Kernel((1 << 26,)), 132) == (most, 256)
     assert shape(_Kernel(()), 132) == (1, 256)
-    # rows spread over the SMs: 512 rows -> blocks of one warp
-    assert shape(_Kernel((512, 1000), (1,)), 132) == (16, 32)
-    assert shape(_Kernel((1 << 24, 8), (1,)), 132) == (most, 256)
-    assert shape(_Kernel((5, 7), (0, 1)), 132) == (1, 32)   # a full sum
+
+
+def test_row_kernel_launches():
+    def launches(f, shape):
+        (kernel,) = program_of(f, np.empty(shape, np.float32)).kernels
+        return cuda_exec.kernel_launches(kernel, 132)
+    # rows of 1000: a warp each, 8 rows per block of 256
+    assert launches(lambda x: x.sum(1), (512, 1000)) == (
+        (cuda_exec.rowplan.Launch("k0_reduce_sum", 64, 256),), 0)
+    # rows of 8192: a block each; x, then exp(x - max), in shared memory
+    ((one,), scratch) = launches(softmax, (64, 8192))
+    assert (one.blocks, one.threads, one.shared, scratch) == (
+        64, 512, 32768, 0)
+    # a full sum: chunks to partials (scratch), then one block
+    (first, second), scratch = launches(lambda x: x.sum(), (4096, 4096))
+    assert second.name == first.name + "_finish"
+    assert second.blocks == 1 and scratch == first.blocks * 8
 
 # --------------------------------------------------------------------------
 # On the GPU.
@@ -256,8 +270,9 @@ def test_softmax_and_layernorm(cp):
 
 
 @pytest.mark.cuda
-def test_long_rows_keep_a_row_scratch_per_thread(cp):
-    # 16000 float32 per row: close to the 64 KiB a row scratch may take
+def test_long_rows_keep_the_row_scratch_in_shared_memory(cp):
+    # 16000 float32 per row: close to the 64 KiB a row scratch may take;
+    # more than the 48 KiB of shared memory a block gets without asking
     x = sample("float32", (8, 16000), 12)
     exe = check(cp, softmax, x, rtol=2e-6, atol=1e-12)
     (kernel,) = exe.program.kernels
@@ -410,7 +425,8 @@ def measure() -> None:
     step.values[:] = (small.data.ptr, out.data.ptr, strides.data.ptr)
     launch, f32 = cp.cuda.driver.launchKernel, np.dtype(np.float32)
     floor = _host_times(lambda: (cp.ndarray((8,), f32), launch(
-        step.handle, 1, 1, 1, 256, 1, 1, 0, 0, step.argv_address, 0)))
+        step.launches[0][0], 1, 1, 1, 256, 1, 1, 0, 0, step.argv_address,
+        0)))
     sync()
     print(f"x+1 on (8,) float32, host time per call (median of 1000): "
           f"{no_sync:.1f} us without synchronize, {with_sync:.1f} us with; "

@@ -26,6 +26,7 @@ import pytest
 import tracejit
 
 from tracejit.backends.cuda import render_kernel, render_module
+from tracejit.backends.cuda import executable as cuda_exec
 from tracejit.backends.cuda import render as cuda_render
 from tracejit.fusion.kernel import (SCALAR_OPS, BufferArg, Kernel, Reduction,
                                     ScalarOp, Stage, Store)
@@ -283,18 +284,25 @@ def test_reshape_map_renders_division_and_modulo():
 
 
 def test_reduction_structure():
+    # rows of 5: one warp per row, lanes combined by shuffles
     src = render_kernel(rowmean_kernel())
-    assert "flat < 4LL;" in src  # one thread per output point
+    assert "__launch_bounds__(256) void rowmean(" in src
+    assert "for (long long row = tj_first; row < 4LL; row += tj_teams) {" \
+        in src
     assert "double r0 = 0.0;" in src
     assert "float r1 = (-TJ_INF_F);" in src
-    assert "for (long long j = 0; j < 5LL; ++j) {" in src
+    assert "for (long long j = tj_lane; j < 5LL; j += tj_team) {" in src
     assert "r0 = (r0 + ((double)s0v0));" in src
     assert "r1 = tj_max(r1, s0v0);" in src
+    assert "const double t0 = tj_shfl_xor(r0, o);" in src
+    assert "r0 = (r0 + t0);" in src
+    assert "r1 = tj_shfl(r1, 0);" in src     # every lane takes lane 0's
     assert "const float s0p0 = ((float)r0);" in src
     assert "const float s0p2 = (s0p0 / s0p1);" in src
     assert "a1[i0] = s0p2;" in src and "a2[i0] = s0p3;" in src
-    # the after list comes after the reduction loop closes
-    assert src.index("const float s0p0") > src.index("r1 = tj_max")
+    # the after list comes after the combine; one lane stores
+    assert src.index("const float s0p0") > src.index("tj_shfl(r1, 0)")
+    assert src.index("if (tj_lane == 0) {") < src.index("a1[i0] = s0p2;")
 
 
 def test_reduction_over_several_axes_and_kept_axis_maps():
@@ -311,10 +319,14 @@ def test_reduction_over_several_axes_and_kept_axis_maps():
 def test_staged_kernel_structure():
     src = render_kernel(softmax_kernel())
     body = src[src.index("void softmax3("):]
-    assert body.count("for (long long j = 0; j < 5LL; ++j) {") == 3
-    assert body.count("flat < 4LL;") == 1  # one thread per row, all stages
-    order = ["// stage 0", "float r0 = (-TJ_INF_F);", "r0 = tj_max(r0, s0v0);",
+    loop = "for (long long j = tj_lane; j < 5LL; j += tj_team) {"
+    assert body.count(loop) == 3
+    assert body.count("row < 4LL;") == 1  # one warp per row, all stages
+    order = ["// stage 0", "float r0 = (-TJ_INF_F);",
+             "c0[j] = s0v0;",                # x kept in shared memory
+             "r0 = tj_max(r0, s0v0);",
              "const float s0p0 = r0;", "// stage 1", "double r1 = 0.0;",
+             "const float s1v0 = c0[j];",    # ... and read from there
              "const float s1v1 = r0;", "const float s1v3 = expf(s1v2);",
              "r1 = (r1 + ((double)s1v3));", "a1[5LL * i0 + i1] = s1v3;",
              "const float s1p0 = ((float)r1);", "const float s1p2 = s0p0;",
@@ -323,7 +335,9 @@ def test_staged_kernel_structure():
     at = [body.index(text) for text in order]
     assert at == sorted(at), order
     # each stage's row loop closes before its after list and the next stage
-    assert body.index("}", at[5]) < at[10]
+    assert body.index("}", at[6]) < at[12]
+    # an output a later stage reads back is never copied
+    assert "a1[5LL * i0 + i1];" not in body.replace("= a1[", "")
 
 
 def _restage(kernel, s, **changes):
@@ -378,7 +392,11 @@ def test_full_reduction_to_a_scalar():
     src = render_kernel(any_count_kernel())
     assert "bool r0 = false;" in src and "r0 = (r0 || s0v0);" in src
     assert "a1[0LL] = s0p0;" in src and "a2[0LL] = s0p1;" in src
-    assert "flat < 1LL;" in src
+    assert "row < 1LL;" in src    # one row: the whole array
+    # every lane shuffles: never inside a short-circuiting || or &&
+    assert "const bool t0 = tj_shfl_xor(r0, o);" in src
+    assert not [line for line in src.splitlines()
+                if "tj_shfl" in line and ("||" in line or "&&" in line)]
 
 
 def test_convert_rendering():
@@ -490,6 +508,15 @@ static inline double __longlong_as_double(long long i) {
 }
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline double __dmul_rn(double a, double b) { return a * b; }
+// row kernels, run as one thread: nothing to shuffle or wait for
+#define __launch_bounds__(n)
+#define __shared__ static
+#define TJ_DYNAMIC_SHARED(name) alignas(16) static unsigned char name[1 << 20]
+#define TJ_UNROLL
+static inline void __syncthreads() {}
+static inline void __syncwarp() {}
+template <class T> static inline T __shfl_xor_sync(unsigned, T v, int) { return v; }
+template <class T> static inline T __shfl_sync(unsigned, T v, int) { return v; }
 """
 GXX = shutil.which("g++")
 GXX_FLAGS = ["-std=c++17", "-O1", "-ffp-contract=off", "-fno-fast-math"]
@@ -526,11 +553,10 @@ class HostRunner:
         assert proc.returncode == 0, proc.stderr
         self.lib = ctypes.CDLL(str(lib))
 
-    def launch(self, name, arrays, strides):
-        fn = getattr(self.lib, name)
+    def launch(self, launch, arrays):
+        fn = getattr(self.lib, launch.name)
         fn.restype = None
-        fn(*(ctypes.c_void_p(a.ctypes.data) for a in arrays),
-           ctypes.c_void_p(strides.ctypes.data))
+        fn(*(ctypes.c_void_p(a.ctypes.data) for a in arrays))
 
     def to_numpy(self, a):
         return np.asarray(a)
@@ -538,15 +564,21 @@ class HostRunner:
 
 class CupyRunner:
     """Compiles the source with NVRTC (cupy.RawModule) and launches each
-    kernel with fewer threads than points, so the grid-stride loop wraps."""
+    function with at most 3 blocks of at most 64 threads, so the
+    grid-stride loops wrap (and a block-per-row kernel runs with blocks
+    smaller than it plans)."""
 
     def __init__(self, source: str):
         import cupy
         self.xp = cupy
         self.module = cupy.RawModule(code=source)
 
-    def launch(self, name, arrays, strides):
-        self.module.get_function(name)((3,), (64,), (*arrays, strides))
+    def launch(self, launch, arrays):
+        fn = self.module.get_function(launch.name)
+        if launch.shared > 48 * 1024:
+            fn.max_dynamic_shared_size_bytes = launch.shared
+        fn((min(launch.blocks, 3),), (min(launch.threads, 64),), tuple(arrays),
+           shared_mem=launch.shared)
         self.xp.cuda.Device().synchronize()
 
     def to_numpy(self, a):
@@ -572,6 +604,15 @@ def _strided_copy(xp, a):
     return xp.asarray(t)[..., 0].T
 
 
+def launch_all(runner, kernel, arrays, strides):
+    """Launch every function of ``kernel`` in order, as the executable
+    would (planned for a GPU of one SM), with the scratch it asks for."""
+    launches, scratch = cuda_exec.kernel_launches(kernel, 1)
+    extra = [runner.xp.zeros(scratch, np.uint8)] if scratch else []
+    for launch in launches:
+        runner.launch(launch, [*arrays, strides, *extra])
+
+
 def run(runner, kernel, inputs):
     """Launch ``kernel`` on numpy ``inputs`` (one per input argument, in
     order); returns its outputs as numpy arrays."""
@@ -587,8 +628,8 @@ def run(runner, kernel, inputs):
                       else xp.asarray(np.ascontiguousarray(a)))
     strides = [s // arrays[k].itemsize for k in kernel.runtime_stride_args
                for s in arrays[k].strides]
-    runner.launch(kernel.name, arrays, xp.asarray(np.array(strides + [0],
-                                                          np.int64)))
+    launch_all(runner, kernel, arrays,
+               xp.asarray(np.array(strides + [0], np.int64)))
     return [runner.to_numpy(a) for a, buf in zip(arrays, kernel.args)
             if buf.is_output]
 
@@ -814,6 +855,20 @@ def _program_cases():
         "dot_sum": (lambda a, b: (a * b).sum(), (x, y)),
         "moments": (lambda x: (x.mean(0), (x * x).mean(0)), (x,)),
         "reverse": (lambda x: x[::-1] * 2, (x,)),
+        # one layout each (rowplan.plan): a block per long row, a full sum in
+        # two passes, a column sum in two passes (2-D and a middle axis),
+        # several stages over columns, short rows of a 3-D array
+        "softmax_block": (_softmax, (rng.standard_normal((3, 1500))
+                                     .astype(np.float32),)),
+        "sum_split_rows": (lambda a: a.sum(), (rng.standard_normal(
+            (40, 1000)).astype(np.float32),)),
+        "sum_split_columns": (lambda a: a.sum(0), (rng.standard_normal(
+            (300, 20)).astype(np.float32),)),
+        "middle_split_columns": (lambda a: a.max(1), (rng.standard_normal(
+            (3, 200, 7)).astype(np.float32),)),
+        "center_columns": (lambda a: a - a.mean(0), (x,)),
+        "rows_3d": (lambda a: a.min(-1, keepdims=True) + a, (
+            rng.standard_normal((2, 3, 33)).astype(np.float32),)),
     }
 
 
@@ -842,8 +897,8 @@ def run_program(runner, program, args):
                                             for s in a.strides)
         strides = [s // bufs[k].itemsize for k in kernel.runtime_stride_args
                    for s in bufs[k].strides]
-        runner.launch(kernel.name, bufs,
-                      xp.asarray(np.array(strides + [0], np.int64)))
+        launch_all(runner, kernel, bufs,
+                   xp.asarray(np.array(strides + [0], np.int64)))
     outs = []
     for b in program.outputs:
         buf, a = program.buffers[b], runner.to_numpy(arrays[b])

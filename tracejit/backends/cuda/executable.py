@@ -20,6 +20,11 @@ Why it looks the way it does:
 * Temporaries live in one arena (``cupy.empty`` of ``arena_bytes``) at the
   offsets memory planning assigned; outputs are fresh arrays; constants are
   uploaded once, when the executable is built.
+* Kernels with reduce axes are laid out by ``rowplan`` (a block or a warp per
+  row, two passes for full and column reductions), which says how each of
+  their functions is launched and how much global scratch they need; one
+  scratch array per call serves every step in turn (the steps run in
+  order on one stream).
 * GEMM is ``cupy.matmul`` with the planned transpose flags, in true float32
   (never TF32, whatever ``CUPY_TF32`` says): tracejit promises numpy's
   answers within float32 rounding, and TF32 keeps 10 mantissa bits.
@@ -40,7 +45,8 @@ import warnings
 import numpy as np
 
 from ...fusion.program import KernelStep, LibraryStep, Program
-from .render import render_module
+from . import rowplan
+from .render import function_names, render_module
 
 __all__ = ["CudaExecutable", "CudaUnavailable", "CudaCompileError",
            "CudaOutOfMemory", "render_program"]
@@ -140,23 +146,24 @@ def _save_source(source: str, label: str) -> str:
 # ---- launch shapes ---------------------------------------------------------
 
 def launch_shape(kernel, sm_count: int) -> tuple[int, int]:
-    """(blocks, threads per block) for one kernel.
+    """(blocks, threads per block) for a kernel without reduce axes.
 
-    Every rendered loop is a grid-stride loop, so any shape is correct;
-    this one is about speed.  An elementwise kernel runs one thread per
-    point: blocks of 256, at most 32 blocks per SM.  A staged (row) kernel
-    runs one thread per kept point (a whole row each), and rows are often
-    few: blocks shrink (down to a warp) until the rows reach every SM.
+    The rendered loop is a grid-stride loop, so any shape is correct; this
+    one is about speed: one thread per point, blocks of 256, at most 32
+    blocks per SM.  Kernels with reduce axes: see ``rowplan.launches``.
     """
+    points = math.prod(kernel.shape)
+    blocks = min(-(-points // BLOCK), BLOCKS_PER_SM * sm_count)
+    return max(blocks, 1), BLOCK
+
+
+def kernel_launches(kernel, sm_count: int):
+    """(the launches of ``kernel``'s functions in order, the scratch bytes
+    they need)."""
     if kernel.reduce_axes:
-        points = math.prod(kernel.shape[a] for a in kernel.kept_axes)
-        per_sm = -(-points // sm_count)
-        threads = min(BLOCK, max(32, -(-per_sm // 32) * 32))
-    else:
-        points = math.prod(kernel.shape)
-        threads = BLOCK
-    blocks = min(-(-points // threads), BLOCKS_PER_SM * sm_count)
-    return max(blocks, 1), threads
+        return rowplan.launches(kernel, sm_count)
+    blocks, threads = launch_shape(kernel, sm_count)
+    return (rowplan.Launch(kernel.name, blocks, threads),), 0
 
 
 # ---- the executable --------------------------------------------------------
@@ -171,7 +178,8 @@ class CudaExecutable:
         self.kernel_count = len(program.kernels)
         self.source = render_program(program)
         self.module = compile_module(
-            cupy, self.source, [k.name for k in program.kernels],
+            cupy, self.source,
+            [n for k in program.kernels for n in function_names(k)],
             program.name)
         device = cupy.cuda.Device()
         self.device_id = device.id
@@ -224,10 +232,16 @@ class CudaExecutable:
         for k in kernel.runtime_stride_args:
             if self.program.buffers[step.buffers[k]].kind != "param":
                 raise ValueError("only parameters have run-time strides")
-        # RawKernel.kernel: the loaded cupy.cuda.function.Function
-        return _Launch(self.module.get_function(kernel.name).kernel,
-                       launch_shape(kernel, sm_count),
-                       [self._source_of(b) for b in step.buffers])
+        launches, scratch = kernel_launches(kernel, sm_count)
+        functions = []
+        for launch in launches:
+            raw = self.module.get_function(launch.name)
+            if launch.shared > 48 * 1024:   # the default limit per block
+                raw.max_dynamic_shared_size_bytes = launch.shared
+            # RawKernel.kernel: the loaded cupy.cuda.function.Function
+            functions.append((raw.kernel, launch))
+        return _Launch(functions, [self._source_of(b) for b in step.buffers],
+                       scratch)
 
     def _plan_strides(self):
         """Per step: [(param index, itemsize, rank)] whose element strides
@@ -298,6 +312,11 @@ class CudaExecutable:
         arena = self.program.arena_bytes
         if arena:
             lines.append(f"        arena = ndarray({arena}, uint8)")
+        scratch = max([s.scratch for s in self._steps
+                       if isinstance(s, _Launch)], default=0)
+        if scratch:   # one scratch for every step: they run in order
+            lines += [f"        scratch = ndarray({scratch}, uint8)",
+                      "        scratch_base = scratch.data.ptr"]
         lines += ["        arena_base = arena.data.ptr" if arena else
                   "        arena = None",
                   "    except OutOfMemoryError as exc:",
@@ -316,12 +335,15 @@ class CudaExecutable:
                 continue
             pointers = [_pointer_expr(kind, what) for kind, what in
                         step.sources] + [f"strides[{n}]"]
+            if step.scratch:
+                pointers.append("scratch_base")
             names[f"values{n}"] = step.values
-            lines += [f"            values{n}[:] = ("
-                      + ", ".join(pointers) + ",)",
-                      f"            launch({step.handle}, {step.blocks}, 1, 1, "
-                      f"{step.threads}, 1, 1, 0, stream, {step.argv_address}, "
-                      "0)"]
+            lines.append(f"            values{n}[:] = ("
+                         + ", ".join(pointers) + ",)")
+            lines += [f"            launch({handle}, {c.blocks}, 1, 1, "
+                      f"{c.threads}, 1, 1, {c.shared}, stream, "
+                      f"{step.argv_address}, 0)"
+                      for handle, c in step.launches]
         lines += ["    except DriverError as exc:",
                   "        launch_failed(exc)",
                   "        raise",
@@ -424,19 +446,21 @@ class CudaExecutable:
 
 
 class _Launch:
-    """One kernel step's launch: the function, its grid, where each pointer
-    argument comes from, and the parameter block cuLaunchKernel reads (one
-    8-byte slot per argument, all pointers: ``argv`` points at the slots of
-    ``values``).  The call function fills ``values`` and launches under a
-    lock; the driver copies the block during the launch call, so it is free
-    again right after."""
+    """One kernel step's launches: its functions (one, or two for a
+    two-pass reduction) with their grids, where each pointer argument comes
+    from, and the parameter block cuLaunchKernel reads (one 8-byte slot per
+    argument, all pointers: ``argv`` points at the slots of ``values``;
+    every function of a kernel takes the same arguments).  The call
+    function fills ``values`` and launches under a lock; the driver copies
+    the block during the launch call, so it is free again right after."""
 
-    def __init__(self, function, shape, sources):
-        self.function = function          # a cupy Function, kept alive
-        self.handle = function.ptr        # its CUfunction
-        self.blocks, self.threads = shape
+    def __init__(self, functions, sources, scratch: int = 0):
+        self.functions = [f for f, _ in functions]   # cupy Functions, alive
+        self.launches = [(f.ptr, launch) for f, launch in functions]
         self.sources = sources
-        count = len(sources) + 1          # + the strides pointer
+        self.scratch = scratch            # bytes of global scratch it needs
+        # + the strides pointer, + the scratch pointer where it takes one
+        count = len(sources) + 1 + (scratch > 0)
         self.values = (ctypes.c_uint64 * count)()
         base = ctypes.addressof(self.values)
         self.argv = (ctypes.c_void_p * count)(

@@ -5,10 +5,10 @@ NVRTC (through CuPy), which takes C++ source.  This is the one place that
 turns the backend-neutral :class:`~tracejit.fusion.kernel.Kernel` into it.
 It owns two concerns:
 
-* loop structure: a grid-stride loop over the flat iteration space, or,
-  with reduce axes, one thread per kept point running the kernel's stages
-  in order, each a serial loop over the row then per-point work (in its own
-  function, so a block-per-row variant can sit beside it later);
+* loop structure: a grid-stride loop over the flat iteration space for a
+  kernel without reduce axes; kernels with reduce axes (rows, columns, full
+  reductions) are laid out by :mod:`.rowplan` (which also says how to
+  launch them) and written by :mod:`.rows`;
 * scalar semantics: C++ leaves integer overflow, division by zero, wide
   shifts and out-of-range float-to-int casts undefined, and nvcc contracts
   multiplies into FMAs.  Each op renders as a plain C operator where C
@@ -28,11 +28,10 @@ from string import Template
 
 import numpy as np
 
-from ...fusion.kernel import (COMBINERS, SCALAR_OPS, Kernel, ScalarOp,
-                              combiner_identity)
+from ...fusion.kernel import COMBINERS, SCALAR_OPS, Kernel
 from ...layout.indexing import Affine, FloorDiv, IndexMap, Var
 
-__all__ = ["PRELUDE", "render_kernel", "render_module"]
+__all__ = ["PRELUDE", "function_names", "render_kernel", "render_module"]
 
 # dtype name -> C type of a value, and of a buffer element.
 CTYPES = {"bool": "bool", "int32": "int", "int64": "long long",
@@ -107,6 +106,32 @@ __device__ __forceinline__ long long tj_to_int64($T a) {
 """)
 
 
+_TEAM_HELPERS = """\
+// Row kernels: the lanes of a warp trade partial results through shuffles
+// (a bool travels as an int); row storage is dynamic shared memory; row
+// loops are unrolled so several loads are in flight per thread.  A host
+// test shim may define the two macros first.
+#ifndef TJ_DYNAMIC_SHARED
+#define TJ_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+#ifndef TJ_UNROLL
+#define TJ_UNROLL _Pragma("unroll 8")
+#endif
+template <class T> __device__ __forceinline__ T tj_shfl_xor(T v, int lane_mask) {
+  return __shfl_xor_sync(0xffffffffu, v, lane_mask);
+}
+__device__ __forceinline__ bool tj_shfl_xor(bool v, int lane_mask) {
+  return __shfl_xor_sync(0xffffffffu, (int)v, lane_mask) != 0;
+}
+template <class T> __device__ __forceinline__ T tj_shfl(T v, int lane) {
+  return __shfl_sync(0xffffffffu, v, lane);
+}
+__device__ __forceinline__ bool tj_shfl(bool v, int lane) {
+  return __shfl_sync(0xffffffffu, (int)v, lane) != 0;
+}
+"""
+
+
 def _build_prelude() -> str:
     parts = ["#ifndef TRACEJIT_CUDA_PRELUDE", "#define TRACEJIT_CUDA_PRELUDE",
              "#define TJ_INF_F __int_as_float(0x7f800000)",
@@ -118,6 +143,7 @@ def _build_prelude() -> str:
         parts.append(_INT_HELPERS.substitute(T=t, U=u, BITS=bits))
     for t, f in (("float", "f"), ("double", "")):
         parts.append(_FLOAT_HELPERS.substitute(T=t, F=f))
+    parts.append(_TEAM_HELPERS)
     parts.append("#endif  // TRACEJIT_CUDA_PRELUDE\n")
     return "\n".join(parts)
 
@@ -259,14 +285,20 @@ def _part(kernel: Kernel, s: int, after: bool):
             else (st.ops, st.stores, f"s{s}v"))
 
 
-def _ops(kernel: Kernel, s: int, after: bool, names: tuple) -> list[str]:
-    """One ``const T <prefix><k> = ...;`` line per op (see _part)."""
+def _ops(kernel: Kernel, s: int, after: bool, names: tuple,
+         loads: dict[int, str] | None = None) -> list[str]:
+    """One ``const T <prefix><k> = ...;`` line per op (see _part).
+
+    ``loads`` maps a load op's index to the C expression that replaces it
+    (a row kept in shared memory by an earlier stage)."""
     ops, _, prefix = _part(kernel, s, after)
     # reductions finished so far: earlier stages', plus this one's if after
     done = sum(len(st.reductions) for st in kernel.stages[:s + after])
     lines = []
     for k, op in enumerate(ops):
-        if op.op == "load":
+        if loads and k in loads:
+            value = loads[k]
+        elif op.op == "load":
             buf = kernel.args[op.arg]
             value = f"a{op.arg}[{_offset(kernel, op.arg, op.index, names)}]"
             if buf.dtype == "bool":
@@ -348,42 +380,6 @@ def _elementwise(kernel: Kernel) -> list[str]:
     return _grid_stride("flat", math.prod(kernel.shape), body)
 
 
-def _staged(kernel: Kernel) -> list[str]:
-    """One thread per kept point, running the stages in order: each one
-    resets its accumulators, loops serially over the reduced axes, then
-    does its per-point work."""
-    shape, reduced = kernel.shape, kernel.reduce_axes
-    inner_names = tuple(f"i{a}" for a in range(len(shape)))
-    outer_names = tuple(None if a in reduced else f"i{a}"
-                        for a in range(len(shape)))
-    n_reduced = math.prod(shape[a] for a in reduced)
-    body, r = _unravel("flat", kernel.kept_axes, shape), 0
-    for s, stage in enumerate(kernel.stages):
-        body.append(f"// stage {s}")
-        fold = []
-        for red in stage.reductions:
-            init = combiner_identity(red.combiner, red.acc_dtype)
-            body.append(f"{CTYPES[red.acc_dtype]} r{r} = "
-                        f"{literal(init, red.acc_dtype)};")
-            value = convert(f"s{s}v{red.value}",
-                            stage.ops[red.value].dtype, red.acc_dtype)
-            step = scalar_expr(red.combiner, red.acc_dtype, red.acc_dtype,
-                               [f"r{r}", value])
-            fold.append(f"r{r} = {step};")
-            r += 1
-        if n_reduced and (stage.ops or stage.stores):
-            body += [f"for (long long j = 0; j < {n_reduced}LL; ++j) {{",
-                     *_indent([*_unravel("j", reduced, shape),
-                               *_ops(kernel, s, False, inner_names),
-                               *fold,
-                               *_stores(kernel, s, False, inner_names)]),
-                     "}"]
-        body += _ops(kernel, s, True, outer_names)
-        body += _stores(kernel, s, True, outer_names)
-    return _grid_stride("flat", math.prod(shape[a] for a in kernel.kept_axes),
-                        body)
-
-
 def _check(kernel: Kernel) -> None:
     if not re.fullmatch(r"[A-Za-z_]\w*", kernel.name):
         raise ValueError(f"kernel name {kernel.name!r} is not a C identifier")
@@ -398,32 +394,61 @@ def _check(kernel: Kernel) -> None:
                          "kernel is one stage of row ops and stores")
 
 
-def _render_function(kernel: Kernel) -> str:
-    _check(kernel)
+def signature(kernel: Kernel, name: str, threads: int | None = None,
+              scratch: bool = False) -> str:
+    """The opening line of function ``name`` of ``kernel``: one pointer per
+    argument but the row scratch (``const`` for inputs), the run-time
+    strides, then ``scratch`` (global memory the launcher provides) where
+    the layout needs it.  ``threads``: the most threads per block it is
+    launched with (``__launch_bounds__``, so the registers fit)."""
     params = [f"{'' if buf.is_output else 'const '}{BUFFER_CTYPES[buf.dtype]}"
               f"* __restrict__ a{k}" for k, buf in enumerate(kernel.args)
               if not buf.local]
     params.append("const long long* __restrict__ strides")
-    # a row scratch is per thread (each thread runs whole rows)
-    scratch = [f"{BUFFER_CTYPES[buf.dtype]} a{k}[{buf.local_size}];"
-               for k, buf in enumerate(kernel.args) if buf.local]
-    lines = ["// " + line.rstrip("\\")  # no line-continuing comments
-             for line in kernel.describe().splitlines()]
-    lines.append(f'extern "C" __global__ void {kernel.name}('
-                 + ", ".join(params) + ") {")
-    body = scratch + (_staged(kernel) if kernel.reduce_axes
-                      else _elementwise(kernel))
-    return "\n".join(lines + _indent(body) + ["}", ""])
+    if scratch:
+        params.append("unsigned char* __restrict__ scratch")
+    bounds = f"__launch_bounds__({threads}) " if threads else ""
+    return (f'extern "C" __global__ {bounds}void {name}('
+            + ", ".join(params) + ") {")
+
+
+def describe_comment(kernel: Kernel) -> list[str]:
+    """The kernel's description as C comments, above its function(s)."""
+    return ["// " + line.rstrip("\\")  # no line-continuing comments
+            for line in kernel.describe().splitlines()]
+
+
+def _render_function(kernel: Kernel) -> str:
+    _check(kernel)
+    if kernel.reduce_axes:
+        from . import rows   # rows builds on this module's helpers
+        return rows.render_functions(kernel)
+    lines = describe_comment(kernel) + [signature(kernel, kernel.name)]
+    return "\n".join(lines + _indent(_elementwise(kernel)) + ["}", ""])
+
+
+def function_names(kernel: Kernel) -> tuple[str, ...]:
+    """The ``__global__`` functions rendered for ``kernel``, in launch
+    order (a two-pass reduction has two)."""
+    if kernel.reduce_axes:
+        from .rowplan import plan
+        return plan(kernel).functions
+    return (kernel.name,)
 
 
 def render_kernel(kernel: Kernel) -> str:
-    """Self-contained CUDA C source (prelude included) of one
-    ``extern "C" __global__`` function named ``kernel.name``.
+    """Self-contained CUDA C source (prelude included) of the
+    ``extern "C" __global__`` functions of ``kernel`` (function_names: one
+    named ``kernel.name``, and ``<name>_finish`` for a two-pass reduction).
 
-    Parameters: one pointer per argument (``const`` for inputs), then
-    ``const long long* strides``, the run-time element strides of the
-    arguments whose strides are None (see Kernel.stride_slots).  Any launch
-    shape works: the loops are grid-stride loops.
+    Parameters: one pointer per argument but the row scratch (``const`` for
+    inputs), then ``const long long* strides``, the run-time element
+    strides of the arguments whose strides are None (see
+    Kernel.stride_slots), then, where ``rowplan.launches`` asks for scratch
+    bytes, ``unsigned char* scratch``.  The loops are grid-stride loops, so
+    any grid works; blocks of 1 thread or a multiple of 32, up to the
+    function's ``__launch_bounds__``, with the dynamic shared memory
+    ``rowplan.launches`` gives.
     """
     return PRELUDE + "\n" + _render_function(kernel)
 
