@@ -5,6 +5,12 @@ module) with a docstring stating what it guarantees.  ``run_pipeline`` runs
 them in order; with TRACEJIT_VERIFY=1 (always in tests) the verifier runs
 after each pass, and with TRACEJIT_DUMP=DIR the module text after each pass
 is written to numbered files in DIR.
+
+Passes are deterministic, so a pass that changed nothing has nothing to do
+until another pass changes the module: ``run_pipeline`` skips it until then.
+That drops the confirming last round of a fixed point and the clean-up
+passes after a pass that changed nothing (compile time is the user's first
+call).  A pass must therefore report every change it makes.
 """
 from __future__ import annotations
 
@@ -37,7 +43,11 @@ class FixedPoint:
 
 
 def run_pipeline(module: Module, passes) -> Module:
-    """Run ``passes`` (functions or FixedPoint groups) over ``module``."""
+    """Run ``passes`` (functions or FixedPoint groups) over ``module``.
+
+    ``module.pass_log`` lists the passes that ran, in order, as (name,
+    changed) pairs; skipped passes (see the module docstring) are not in
+    it."""
     dump_dir = os.environ.get("TRACEJIT_DUMP")
     check = os.environ.get("TRACEJIT_VERIFY") == "1"
     counter = [0]
@@ -47,9 +57,20 @@ def run_pipeline(module: Module, passes) -> Module:
         stem = _dump_stem(dump_dir, module.name)
         module.dump_stem = stem
         _dump(dump_dir, stem, module, 0, "traced")
+    version = 0             # how many pass runs changed the module so far
+    idle_at: dict = {}      # pass -> version at its last run without change
+    module.pass_log = []
 
     def run_one(pass_fn) -> bool:
+        nonlocal version
+        if idle_at.get(pass_fn) == version:
+            return False    # the same input it left unchanged before
         changed = bool(pass_fn(module))
+        module.pass_log.append((pass_fn.__name__, changed))
+        if changed:
+            version += 1
+        else:
+            idle_at[pass_fn] = version
         if check:
             verify(module)
             extra = getattr(pass_fn, "verify", None)
