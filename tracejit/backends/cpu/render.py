@@ -52,6 +52,14 @@ class Emitter:
     def need_helper(self, name: str, t: str) -> None:
         self.helpers.add((name, t))
 
+    def scalar_loop_tag(self) -> str:
+        """Loop metadata that keeps the vectorizer off one loop (each loop
+        needs its own distinct id; the property node !0 is shared)."""
+        self.declare('!0 = !{!"llvm.loop.vectorize.enable", i1 false}')
+        n = sum(1 for d in self.declarations if "distinct" in d) + 1
+        self.declare(f"!{n} = distinct !{{!{n}, !0}}")
+        return f", !llvm.loop !{n}"
+
 
 class KernelRenderer:
     def __init__(self, kernel: Kernel, declarations: set, helpers: set):
@@ -177,8 +185,9 @@ class KernelRenderer:
         return values
 
     # ---- loops -----------------------------------------------------------
-    def loop(self, var: int, body) -> None:
-        """``for i_var in range(extent): body()`` with an alloca counter."""
+    def loop(self, var: int, body, tag: str = "") -> None:
+        """``for i_var in range(extent): body()`` with an alloca counter;
+        ``tag`` is metadata for the back edge."""
         e = self.e
         extent, start = self.k.shape[var], "0"
         if var == self.k.split_axis:            # this thread's share
@@ -195,7 +204,7 @@ class KernelRenderer:
         self.vars[var] = i
         body()
         e.raw(f"store i64 {e.emit(f'add nuw nsw i64 {i}, 1')}, ptr {slot}")
-        e.raw(f"br label %{cond}")
+        e.raw(f"br label %{cond}{tag}")
         e.raw(f"{end}:")
 
     def alloca(self, t: str) -> str:
@@ -252,7 +261,9 @@ class KernelRenderer:
         self.loop(inner, lambda: body(True))
         e.raw(f"br label %{done}")
         e.raw(f"{slow}:")
-        self.loop(inner, lambda: body(False))
+        # Strided reads make gathers, no faster than scalar code here, and
+        # vectorizing this copy too would double LLVM's work per kernel.
+        self.loop(inner, lambda: body(False), e.scalar_loop_tag())
         e.raw(f"br label %{done}")
         e.raw(f"{done}:")
 
