@@ -300,7 +300,7 @@ def _shapes(args):
 
 # ---- cold compile -----------------------------------------------------------
 def cold_compile(framework: str, workload_id: int, scale: float, seed: int,
-                 timeout: float) -> dict:
+                 timeout: float, mode: str = "call") -> dict:
     """Run benchmarks.coldstart in a fresh interpreter; its figures."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -313,7 +313,7 @@ def cold_compile(framework: str, workload_id: int, scale: float, seed: int,
     code = ("import sys; from benchmarks.coldstart import child; "
             "sys.exit(child(sys.argv[1:]))")
     cmd = [sys.executable, "-c", code, framework, str(workload_id),
-           repr(scale), str(seed)]
+           repr(scale), str(seed), mode]
     try:
         proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, timeout=timeout,
                               capture_output=True, text=True)

@@ -58,6 +58,7 @@ class Runner:
     to_numpy: Callable[[Any], Any] = field(
         default=lambda r: tree_map(np.asarray, r))
     info: Callable[[tuple], dict] | None = None    # extra facts, after warm-up
+    aot: Callable[..., Any] | None = None    # compile for these args, no run
 
 
 class Framework:
@@ -125,7 +126,8 @@ class Tracejit(Framework):
             return {"kernels": compiled.kernel_count,
                     "temp_bytes": memory.temp_bytes,
                     "peak_bytes": memory.peak_bytes}
-        return Runner(jitted, info=info)
+        return Runner(jitted, info=info,
+                      aot=lambda *args: jitted.lower(*args).compile())
 
     def classify(self, err):
         if isinstance(err, self.mod.UnsupportedError):
@@ -206,7 +208,8 @@ class Jax(Framework):
         def call(*args):
             return jax.block_until_ready(jitted(*args))
         return Runner(call, convert=lambda args: tuple(jax.device_put(a)
-                                                       for a in args))
+                                                       for a in args),
+                      aot=lambda *args: jitted.lower(*args).compile())
 
 
 def torch_namespace(torch) -> types.ModuleType:

@@ -159,9 +159,11 @@ def compile_table(cold) -> str:
             fmt_time(steady) if timed else "-",
             fmt_time(first - steady) if timed else
             ("unsupported by tracejit" if c["status"] == "unsupported"
-             else c["status"])])
+             else c["status"]),
+            fmt_time(c.get("aot_s"))])
     return table(["workload", "framework", "import", "first call",
-                  "steady call", "first - steady (~compile)"], rows,
+                  "steady call", "first - steady (~compile)",
+                  "compile alone (AOT, fresh process)"], rows,
                  right_from=2)
 
 

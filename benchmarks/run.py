@@ -262,13 +262,18 @@ def _cold(w, frameworks, scale, seed, quick, say) -> list[dict]:
         for fw in frameworks:
             entry = {"workload": wid, "key": target.key, "framework": fw.name}
             try:
-                fw.runner(target)     # cheap: no compilation before a call
+                runner = fw.runner(target)   # cheap: nothing compiled yet
             except peers.NotApplicable as err:
                 entry.update(status="n/a", message=str(err))
                 out.append(entry)
                 continue
+            timeout = 120 if quick else 600
             entry.update(harness.cold_compile(fw.name, wid, scale, seed,
-                                              120 if quick else 600))
+                                              timeout))
+            if runner.aot is not None:
+                aot = harness.cold_compile(fw.name, wid, scale, seed,
+                                           timeout, mode="aot")
+                entry["aot_s"] = aot.get("aot_s")
             out.append(entry)
     return out
 
