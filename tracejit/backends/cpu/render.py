@@ -19,6 +19,9 @@ from ...fusion.kernel import Kernel, ScalarOp, combiner_identity
 from ...layout.indexing import Affine, FloorDiv, IndexMap, Mod, Var
 from . import scalar
 from .scalar import LLVM_TYPE, MEMORY_TYPE, RULES, literal
+# scalar.py reaches the vector math lazily (the vmath modules import
+# scalar.literal); loading them here keeps that import off the first call
+from . import vmath, vmath_pow  # noqa: E402,F401
 
 
 class Emitter:

@@ -15,7 +15,7 @@ LLVM_TYPE = {"bool": "i1", "int32": "i32", "int64": "i64",
 MEMORY_TYPE = {**LLVM_TYPE, "bool": "i8"}
 FLOAT_SUFFIX = {"float32": "f32", "float64": "f64"}
 INT_BITS = {"int32": 32, "int64": 64, "bool": 1}
-LIBM_ONLY = ("expm1", "log1p")
+VECTOR_MATH = ("exp", "expm1", "log", "log1p", "tanh", "sin", "cos")
 
 
 def is_float(dtype: str) -> bool:
@@ -52,19 +52,13 @@ def _arith(float_op, int_op, bool_op=None):
 
 
 def _unary_math(name):
+    """exp, log, tanh, sin ... as inline vector code (vmath): an
+    ``llvm.exp``-style intrinsic would become a scalar libm call per
+    element and keep the loop vectorizer out.  sqrt is an instruction."""
     def rule(e, args, dtypes, out):
         from . import vmath
-        if name == "exp":
-            return vmath.EXP[dtypes[0]](e, args[0])
-        if name == "tanh" and dtypes[0] in vmath.TANH:
-            return vmath.TANH[dtypes[0]](e, args[0])
-        if (name, dtypes[0]) in vmath.LOGS:
-            return vmath.LOGS[(name, dtypes[0])](e, args[0])
-        if name in LIBM_ONLY:                   # no LLVM intrinsic
-            t = LLVM_TYPE[dtypes[0]]
-            fn = name + ("f" if dtypes[0] == "float32" else "")
-            e.declare(f"declare {t} @{fn}({t})")
-            return e.emit(f"call {t} @{fn}({t} {args[0]})")
+        if vmath.has(name, dtypes[0]):
+            return vmath.emit(e, name, dtypes[0], args[0])
         return _intrinsic(e, name, dtypes[0], args)
     return rule
 
@@ -134,8 +128,10 @@ def _divmod_rule(want_quotient: bool):
 
 
 def _pow(e, args, dtypes, out):
+    """Floats: inline vector code (vmath_pow), not a libm call each."""
     if is_float(dtypes[0]):
-        return _intrinsic(e, "pow", dtypes[0], args)
+        from . import vmath_pow
+        return vmath_pow.pow(e, *args, dtypes[0])
     t = LLVM_TYPE[dtypes[0]]
     e.need_helper("ipow", t)
     return e.emit(f"call {t} @tj_ipow_{t}({t} {args[0]}, {t} {args[1]})")
@@ -308,7 +304,7 @@ RULES = {
     "max": _minmax(True), "min": _minmax(False),
     "neg": _neg, "abs": _abs, "sign": _sign,
     **{name: _unary_math(name) for name in
-       ("exp", "log", "sqrt", "tanh", "sin", "cos") + LIBM_ONLY},
+       ("sqrt",) + VECTOR_MATH},
     **{name: _compare(name) for name in _CMP},
     "and": _bitwise("and"), "or": _bitwise("or"), "xor": _bitwise("xor"),
     "not": _not, "shl": _shift(True), "shr": _shift(False),
