@@ -179,7 +179,8 @@ def test_cpu_meter_and_bandwidth():
     if meter.available:
         load = meter.idle_probe(0.3)
         assert load is not None and 0.0 <= load <= (os.cpu_count() or 1)
-    assert harness.copy_bandwidth(2**22, 2) > 0
+    figures = harness.copy_bandwidths(2**22, 2)
+    assert len(figures) == 3 and min(figures.values()) > 0
 
 
 @pytest.mark.parametrize("bad", ["0,4", "10", "x", ""])
