@@ -83,18 +83,21 @@ def test_module_text_without_a_gpu():
     assert any(a.local for a in kernel.args)     # exp kept in a row scratch
 
 
-class _Kernel:
-    def __init__(self, shape, reduce_axes=()):
-        self.shape, self.reduce_axes = shape, reduce_axes
-        self.kept_axes = tuple(a for a in range(len(shape))
-                               if a not in reduce_axes)
-
-
 def test_launch_shapes():
-    shape, most = cuda_exec.launch_shape, cuda_exec.BLOCKS_PER_SM * 132
-    assert shape(_Kernel((8,)), 132) == (1, 256)
-    assert shape(_Kernel((1 << 26,)), 132) == (most, 256)
-    assert shape(_Kernel(()), 132) == (1, 256)
+    def shape(f, *shapes):
+        (kernel,) = program_of(f, *(np.ones(s, np.float32)
+                                    for s in shapes)).kernels
+        return cuda_exec.launch_shape(kernel, 132)
+    most = cuda_exec.BLOCKS_PER_SM * 132
+    assert shape(lambda x: x + 1, (8,)) == (1, 256)
+    # a thread per group of 4 float32 (16-byte loads), up to the cap
+    assert shape(lambda x: x + 1, (1 << 20,)) == (1 << 10, 256)
+    assert shape(lambda x: x + 1, (1 << 26,)) == (min(most, 1 << 16), 256)
+    # x.T is read point by point, the output written 16 bytes at a time
+    assert shape(lambda x: x.T + 1, (1024, 1024)) == (1 << 10, 256)
+    # float64: groups of 2
+    assert shape(lambda x: x + np.float64(1), (1 << 20,)) == (1 << 11, 256)
+    assert shape(lambda x: x + 1, ()) == (1, 256)
 
 
 def test_row_kernel_launches():

@@ -247,10 +247,58 @@ def test_signature_restrict_and_strides():
             "const float* __restrict__ a0, const float* __restrict__ a1, "
             "float* __restrict__ a2, "
             "const long long* __restrict__ strides)") in src
-    # run-time strides: two slots per input, in argument order
+    # run-time strides: two slots per input, in argument order (read
+    # through them point by point where they are not C-contiguous)
     assert "const float s0v0 = a0[strides[0] * i0 + strides[1] * i1];" in src
     assert "const float s0v1 = a1[strides[2] * i0 + strides[3] * i1];" in src
     assert "a2[5LL * i0 + i1] = s0v2;" in src  # static output strides folded
+
+
+def test_groups_of_four_float32_with_a_checked_fast_path():
+    src = render_kernel(add_kernel())
+    # 16-byte accesses when the pointers are aligned and the run-time
+    # strides C-contiguous; a uniform branch, checked once per thread
+    assert ("const bool tj_v0 = ((unsigned long long)a0 % 16ULL) == 0 && "
+            "strides[0] == 5LL && strides[1] == 1LL;") in src
+    assert "const bool tj_v2 = ((unsigned long long)a2 % 16ULL) == 0;" in src
+    # one uniform branch around two loops: 16-byte accesses, or point by
+    # point (loads of later groups may then be issued early in both)
+    assert "if (tj_v0 && tj_v1 && tj_v2) {" in src
+    assert "tj_l0 = *(const tj_vec<float, 4>*)(a0 + tj_p);" in src
+    assert "const float s0v0 = tj_l0.v[tj_e];" in src
+    assert "*(tj_vec<float, 4>*)(a2 + tj_p) = tj_o0;" in src
+    assert "} else {  // point by point" in src
+    # 7 points: one group, then the 3 left over one by one
+    src = render_kernel(op_kernel("neg", "float32"))
+    assert "tj_g < 1LL;" in src and "// the last 3 point(s)" in src
+    assert "for (long long flat = 4LL + (long long)blockIdx.x" in src
+    # float64: groups of two; a broadcast row: one load per group
+    src = render_kernel(elementwise("d", "add", ("float64",) * 2, "float64",
+                                    shape=(8,)))
+    assert "tj_vec<double, 2>" in src
+    src = render_kernel(broadcast_kernel())   # b[1, 5]: 5 is not a multiple
+    assert "tj_l1" not in src and "tj_u1" not in src
+
+
+def test_zero_d_and_tiny_kernels_stay_plain_loops():
+    for shape in [(), (1,), (3,)]:
+        src = render_kernel(elementwise("z", "neg", ("float32",), "float32",
+                                        shape=shape))
+        assert "tj_vec<" not in src.split("void z(")[1]
+
+
+def test_views_that_cannot_be_vector_loaded_are_read_point_by_point():
+    # x[::-1] and an offset slice: no group of x is aligned and ascending
+    shape = (8,)
+    rev = IndexMap.identity(shape).slice((7,), (-1,), shape)
+    args = (BufferArg("x", "float32", shape, (1,)),
+            BufferArg("out", "float32", shape, (1,), True))
+    k = one_stage("rev", shape, args,
+                  (ScalarOp("load", "float32", arg=0, index=rev),),
+                  (Store(1, 0, IndexMap.identity(shape)),))
+    src = render_kernel(k)
+    assert "tj_l0" not in src and "const float s0v0 = a0[" in src
+    assert "*(tj_vec<float, 4>*)(a1 + tj_p) = tj_o0;" in src
 
 
 def test_buffer_types():
@@ -264,12 +312,16 @@ def test_buffer_types():
 
 
 def test_grid_stride_loop_unravels_iteration_space():
-    src = render_kernel(add_kernel())
-    assert ("for (long long flat = (long long)blockIdx.x * blockDim.x"
-            " + threadIdx.x; flat < 20LL;") in src
-    assert "flat += (long long)blockDim.x * gridDim.x" in src
+    src = render_kernel(add_kernel())   # 20 points: 5 groups of 4
+    assert ("for (long long tj_g = (long long)blockIdx.x * blockDim.x"
+            " + threadIdx.x; tj_g < 5LL;") in src
+    assert "tj_g += (long long)blockDim.x * gridDim.x" in src
+    assert "const long long tj_p = tj_g * 4LL;" in src
+    assert "const long long flat = tj_p + tj_e;" in src
     assert "const long long i1 = flat % 5LL;" in src
-    assert "const long long i0 = q1;" in src
+    assert "const long long i0 = iq1;" in src
+    src = render_kernel(reshape_kernel())   # x's map is not affine
+    assert "const long long s0v0 = a0[" in src
 
 
 def test_broadcast_load_uses_zero_stride():
@@ -319,6 +371,13 @@ def test_reduction_over_several_axes_and_kept_axis_maps():
 def test_staged_kernel_structure():
     src = render_kernel(softmax_kernel())
     body = src[src.index("void softmax3("):]
+    # a warp of 32 keeps x in registers; any other team, in shared memory
+    assert "if (tj_team == 32) {  // the planned team: rows in registers" \
+        in body
+    regs = body[:body.index("} else {  // any other team: row storage")]
+    assert "float tj_r0[1];" in regs and "tj_r0[tj_k] = s0v0;" in regs
+    assert "const float s1v0 = tj_r0[tj_k];" in regs and "c0[" not in regs
+    body = body[len(regs):]
     loop = "for (long long j = tj_lane; j < 5LL; j += tj_team) {"
     assert body.count(loop) == 3
     assert body.count("row < 4LL;") == 1  # one warp per row, all stages
@@ -613,9 +672,24 @@ def launch_all(runner, kernel, arrays, strides):
         runner.launch(launch, [*arrays, strides, *extra])
 
 
-def run(runner, kernel, inputs):
+def _placed(xp, a, layout):
+    """``a`` on ``xp``: C-contiguous and 16-byte aligned ("aligned"), or
+    C-contiguous 4 bytes past an alignment ("offset"), or a strided view
+    ("strided", see _strided_copy)."""
+    if layout == "strided":
+        return _strided_copy(xp, a)
+    flat = xp.zeros(a.size + 8, a.dtype)
+    skip = (-(flat.data.ptr if xp is not np else flat.ctypes.data)
+            % 16) // a.itemsize + (layout == "offset")
+    view = flat[skip:skip + a.size].reshape(a.shape)
+    view[...] = xp.asarray(a)
+    return view
+
+
+def run(runner, kernel, inputs, layout="strided"):
     """Launch ``kernel`` on numpy ``inputs`` (one per input argument, in
-    order); returns its outputs as numpy arrays."""
+    order; run-time-strided ones placed as ``layout`` says, see _placed);
+    returns its outputs as numpy arrays."""
     xp, feed, arrays = runner.xp, iter(inputs), []
     for buf in kernel.args:
         if buf.is_output:
@@ -624,7 +698,7 @@ def run(runner, kernel, inputs):
             continue
         a = np.asarray(next(feed), buf.dtype)
         assert a.shape == buf.shape
-        arrays.append(_strided_copy(xp, a) if buf.strides is None
+        arrays.append(_placed(xp, a, layout) if buf.strides is None
                       else xp.asarray(np.ascontiguousarray(a)))
     strides = [s // arrays[k].itemsize for k in kernel.runtime_stride_args
                for s in arrays[k].strides]
@@ -793,6 +867,19 @@ def test_add_and_broadcast_kernels(runner):
     assert out.shape == (0, 5)
 
 
+@pytest.mark.parametrize("layout", ["aligned", "offset", "strided"])
+def test_vector_groups_and_their_fallback(runner, layout):
+    """Aligned C-contiguous inputs take the 16-byte path; an input 4 bytes
+    off, or strided, is read point by point: same answers."""
+    x = RNG.standard_normal((4, 5)).astype(np.float32)
+    y = RNG.standard_normal((4, 5)).astype(np.float32)
+    np.testing.assert_array_equal(
+        run(runner, add_kernel(), [x, y], layout)[0], x + y)
+    for kernel, xs, want, op in CASES[::7]:   # the left-over points too
+        (got,) = run(runner, kernel, xs, layout)
+        _assert_matches(got, np.asarray(want), op)
+
+
 def test_reduction_kernels(runner):
     x = RNG.standard_normal((4, 5)).astype(np.float32)
     x[2, 3] = np.nan
@@ -875,14 +962,15 @@ def _program_cases():
 PROGRAM_CASES = _program_cases()
 
 
-def run_program(runner, program, args):
+def run_program(runner, program, args, layout="strided"):
     """Run every step of ``program`` (kernels only) with ``runner``: params
-    are the caller's arrays as strided views, other buffers fresh and
-    C-contiguous; returns the program's outputs as numpy arrays."""
+    are the caller's arrays placed as ``layout`` says (see _placed), other
+    buffers fresh and C-contiguous; returns the program's outputs as numpy
+    arrays."""
     xp, arrays = runner.xp, {}
     for buf in program.buffers:
         if buf.kind == "param":
-            arrays[buf.id] = _strided_copy(xp, args[buf.param_index])
+            arrays[buf.id] = _placed(xp, args[buf.param_index], layout)
         elif buf.kind == "const":
             arrays[buf.id] = xp.asarray(np.ascontiguousarray(buf.value))
         else:

@@ -8,9 +8,10 @@
   1000, 8192, 70000; few and many rows; 0-size; 3-D arrays; keepdims),
   NaN in max/min, and full sums giving the same bits on every run.
 
-``python tests/test_cuda_rows.py`` prints the timing table (CUDA-event
-median of 20 calls after warm-up, the HBM floor and the ratio);
-``--sweep`` also times other block sizes.
+``python tests/test_cuda_rows.py`` prints the timing table of the
+benchmark workloads 1-6 (CUDA-event median of 30 calls after warm-up, the
+HBM floor and the ratio) and the host cost of a cached one-kernel call and
+its parts; ``--sweep`` also times other launch and layout constants.
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def local_softmax_kernel(rows_, cols):
     (lambda x: x.sum(1), (100, 1000), "warp"),
     (lambda x: x.sum(1), (100, 8192), "block"),
     (lambda x: x.sum(1), (2048, 8192), "block"),
-    (lambda x: x.sum(1), (8192, 8192), "warp"),     # many rows, one stage
+    (lambda x: x.sum(1), (8192, 8192), "block"),    # many rows, one stage
     (lambda x: x.sum(1), (4, 70000), "split_rows"),
     (lambda x: x.sum(), (8192, 8192), "split_rows"),
     (lambda x: x.sum(), (5, 7), "warp"),
@@ -118,12 +119,27 @@ def test_block_row_kernel_text():
     assert "__shared__ double tj_red1[32];" in body   # the float64 sum
     assert "TJ_DYNAMIC_SHARED(tj_smem);" in body
     assert "__syncthreads();" in body
-    # x is read from memory in stage 0 only; exp stays in shared memory
+    # blocks of the planned 512 threads keep each thread's 16 points of x,
+    # then of exp(x - max), in registers: x is read from memory once, 16
+    # bytes at a time (4 loads in flight per thread)
+    regs = body[:body.index("} else {  // any other team: row storage")]
+    assert "if (blockDim.x == 512) {" in regs
+    assert "float tj_r0[16];" in regs and "float tj_r1[16];" in regs
+    assert "tj_vec<float, 4> tj_l0[4];" in regs
+    assert "tj_l0[tj_k] = *(const tj_vec<float, 4>*)(a0 + tj_p + " \
+        "8192LL * i0);" in regs
+    assert "tj_r1[tj_k * 4 + tj_e] = s1v3;" in regs
+    assert "const float s2v0 = tj_r1[tj_k * 4 + tj_e];" in regs
+    assert "*(tj_vec<float, 4>*)(a1 + tj_p + 8192LL * i0) = tj_o0;" in regs
+    assert "c0[" not in regs and "a2[" not in regs
+    # other blocks: x is read from memory in stage 0 only (16 bytes at a
+    # time, or point by point); exp stays in shared memory
+    body, head = body[len(regs):], regs
     assert body.count("a0[") == 1 and "c0[j] = s0v0;" in body
     assert "const float s1v0 = c0[j];" in body
-    assert "float* const a2 = (float*)(tj_row + 0);" in body
+    assert "float* const a2 = (float*)(tj_row + 0);" in head
     # stage 1 reads x's copy at j, then stores exp at j: one slot for both
-    assert "float* const c0 = (float*)(tj_row + 0);" in body
+    assert "float* const c0 = (float*)(tj_row + 0);" in head
     # one thread stores nothing per row here; no per-thread row arrays
     assert "float a2[" not in body and "atomic" not in src
 
@@ -176,11 +192,23 @@ def test_full_sum_is_two_passes_without_atomics():
 def test_column_sum_is_coalesced_and_two_passes():
     kernel = kernel_of(lambda x: x.sum(0), (8192, 8192))
     src = render_kernel(kernel)
-    assert "const long long flat = tj_item % 8192LL;" in src   # kept: fast
+    # a thread per (chunk of rows, 4 consecutive columns): coalesced,
+    # 16 bytes per row, one accumulator per column
+    p = rowplan.plan(kernel)
+    assert p.width == 4
+    assert "const long long tj_q = tj_item % 2048LL * 4LL;" in src
     assert "for (long long j = tj_lo; j < tj_hi; ++j) {" in src
+    assert "tj_l0 = *(const tj_vec<float, 4>*)(a0 + tj_p + 8192LL * i0);" \
+        in src
+    assert "r0[tj_e] = (r0[tj_e] + ((double)s0v0));" in src
+    assert "tj_part0[tj_c * 8192LL + tj_q + tj_e] = r0[tj_e];" in src
     assert "r0 = (r0 + tj_part0[c * 8192LL + flat]);" in src
     (first, second), scratch = rowplan.launches(kernel, 132)
-    assert scratch == 32 * 8192 * 8 and second.name.endswith("_finish")
+    assert scratch == p.chunks * 8192 * 8 and second.name.endswith("_finish")
+    assert first.blocks * first.threads == 8192 // 4 * p.chunks
+    # 7 columns: no groups (the plain thread per kept point)
+    src = render_kernel(kernel_of(lambda x: x.sum(0), (300, 7)))
+    assert "const long long flat = tj_item % 7LL;" in src
 
 
 # --------------------------------------------------------------------------
@@ -327,6 +355,28 @@ def test_layouts_on_an_emulated_gpu(case, tmp_path):
     want = f(*(a.astype(np.float64) for a in args))
     for g, w in zip(got, want if isinstance(want, tuple) else [want]):
         np.testing.assert_allclose(g, np.asarray(w), rtol=3e-5, atol=3e-5)
+
+
+@pytest.mark.parametrize("layout", ["aligned", "offset", "strided"])
+@pytest.mark.parametrize("case", ["softmax_block", "layernorm_block",
+                                  "softmax_odd"])
+def test_rows_in_registers_emulated(case, layout, tmp_path):
+    """Blocks of the planned size keep each thread's share of the row in
+    registers across the stages (16-byte loads where the layout allows,
+    point by point otherwise; rows of odd length in groups of one)."""
+    from test_cuda_render import run_program   # noqa: E402 (test helper)
+    f, shapes = {**EMULATED, "softmax_odd": (softmax, [(2, 1031)])}[case]
+    args = [sample(s, k) * 3 for k, s in enumerate(shapes)]
+    program = program_of(f, *args)
+    (kernel,) = program.kernels
+    p = rowplan.plan(kernel)
+    from tracejit.backends.cuda import team
+    assert p.kind == "block" and team.carried(kernel, p, team._width(
+        kernel, p))
+    gpu = EmulatedGpu(program.kernels, tmp_path, threads=p.threads)
+    (got,) = run_program(gpu, program, args, layout)
+    want = f(*(a.astype(np.float64) for a in args))
+    np.testing.assert_allclose(got, want, rtol=3e-5, atol=3e-5)
 
 
 def test_row_scratch_in_global_memory_emulated(tmp_path):
@@ -537,52 +587,161 @@ def _time(cp, f, args, moved: int, bandwidth: float):
     """(ms, floor ms, ratio) of ``f``'s executable on device ``args``."""
     exe = cuda_exec.CudaExecutable(program_of(
         f, *(np.empty(a.shape, a.dtype) for a in args)))
-    for _ in range(3):
+    for _ in range(10):   # and the clocks back up after compiling
         exe(args)
-    ms = _device_ms(cp, lambda: exe(args))
+    ms = _device_ms(cp, lambda: exe(args), n=30)
     floor = moved / bandwidth * 1e3
     return ms, floor, ms / floor
 
 
+SQRT_2_OVER_PI = 0.7978845608028654
+
+
+def arith(a, b, c):
+    return (a * b + c) * 0.5 - a / (1 + b * b)
+
+
+def transcendental(a, b, c):
+    return np.tanh(a) * np.exp(-b * b) + np.log1p(np.abs(c))
+
+
+def gelu(x):
+    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
+
+
 def measure(sweep: bool = False) -> None:
+    """The benchmark workloads 1-6 and the dispatch cost; ``sweep``: also
+    under other launch and layout constants."""
     import cupy as cp
     bandwidth = _bandwidth(cp)
     n = 8192
     x = cp.random.standard_normal((n, n), dtype=cp.float32)
     g = cp.random.standard_normal(n, dtype=cp.float32)
     b = cp.random.standard_normal(n, dtype=cp.float32)
-    flat = cp.random.standard_normal(1 << 26, dtype=cp.float32)
+    flat = [cp.random.standard_normal(1 << 26, dtype=cp.float32)
+            for _ in range(3)]
     big = 4 * n * n
-    cases = [("softmax (8192, 8192)", softmax, [x], 2 * big),
-             ("layernorm (8192, 8192)", layernorm, [x, g, b], 2 * big),
-             ("sum all (8192, 8192)", lambda a: a.sum(), [x], big),
-             ("sum axis 0 (8192, 8192)", lambda a: a.sum(0), [x], big),
-             ("sum axis 1 (8192, 8192)", lambda a: a.sum(1), [x], big),
-             ("x*2+1 (2**26,)", lambda a: a * 2 + 1, [flat], 8 << 26)]
+    vec = 4 << 26
+    elementwise = [("1 arith (2**26,)", arith, flat, 4 * vec),
+                   ("2 transcendental (2**26,)", transcendental, flat,
+                    4 * vec),
+                   ("3 gelu (2**26,)", gelu, flat[:1], 2 * vec),
+                   ("x*2+1 (2**26,)", lambda a: a * 2 + 1, flat[:1],
+                    2 * vec)]
+    rows = [("4 softmax (8192, 8192)", softmax, [x], 2 * big),
+            ("5 layernorm (8192, 8192)", layernorm, [x, g, b], 2 * big),
+            ("6a sum all (8192, 8192)", lambda a: a.sum(), [x], big),
+            ("6b sum axis 0 (8192, 8192)", lambda a: a.sum(0), [x], big),
+            ("6c sum axis 1 (8192, 8192)", lambda a: a.sum(1), [x], big)]
     print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s (1 GiB cupy.copyto)")
     print(f"{'case':28s} {'ms':>8s} {'floor':>8s} {'ratio':>6s}")
-    for name, f, args, moved in cases:
+    for name, f, args, moved in elementwise + rows:
         ms, floor, ratio = _time(cp, f, args, moved, bandwidth)
-        print(f"{name:28s} {ms:8.4f} {floor:8.4f} {ratio:6.3f}")
+        print(f"{name:28s} {ms:8.4f} {floor:8.4f} {ratio:6.3f}", flush=True)
+    dispatch(cp)
     if sweep:
-        _sweep(cp, cases[:5], bandwidth)
+        _sweep(cp, elementwise, rows, bandwidth)
 
 
-def _sweep(cp, cases, bandwidth) -> None:
-    """Time the row cases under other layout constants (rowplan's)."""
-    trials = [{"ROW_MAX_THREADS": 1024}, {"ROW_MAX_THREADS": 256},
-              {"WARP_ROWS": 1 << 40}, {"SPLIT_BLOCKS": 4096},
-              {"SPLIT_THREADS": 256}, {"COLUMN_THREADS": 1 << 19}]
-    saved = {k: getattr(rowplan, k) for trial in trials for k in trial}
-    for trial in trials:
-        for k, v in trial.items():
-            setattr(rowplan, k, v)
-        for name, f, args, moved in cases:
-            ms, floor, ratio = _time(cp, f, args, moved, bandwidth)
-            print(f"  {trial} {name:28s} {ms:8.4f} {ratio:6.3f}")
-        for k, v in saved.items():
-            setattr(rowplan, k, v)
+def _host_us(fn, batches=7, calls=1000, sync=None) -> float:
+    """Median over ``batches`` of the host microseconds per call of
+    ``calls`` calls of ``fn`` (no synchronization inside a batch)."""
+    import time
+    out = []
+    for _ in range(batches):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        out.append((time.perf_counter() - t0) / calls * 1e6)
+        if sync:
+            sync()
+    return statistics.median(out)
+
+
+def dispatch(cp) -> None:
+    """Host microseconds of a cached ``x + 1`` call on (8,) float32, and
+    of its parts."""
+    import itertools
+    from tracejit.backends.cuda import dispatch as host
+    f = tracejit.jit(lambda a: a + 1, backend="cuda")
+    x = cp.ones(8, cp.float32)
+    sync = cp.cuda.Device().synchronize
+    for _ in range(200):
+        f(x)
+    sync()
+    parts = {"jit call f(x)": lambda: f(x)}
+    (exe, _, _), = f._compiled.values()
+    run = exe.runner(single=True)
+    parts["executable runner((x,))"] = lambda: run((x,))
+    saved = host.KEEP_BYTES
+    host.KEEP_BYTES = -1
+    fresh, _ = host.build_call(exe, single=True)
+    host.KEEP_BYTES = saved
+    parts["runner, outputs always new"] = lambda: fresh((x,))
+    f32 = np.dtype(np.float32)
+    parts["cupy.ndarray((8,), f32)"] = lambda: cp.ndarray((8,), f32)
+    out = cp.ndarray((8,), f32)
+    mp = out.data
+    parts["cupy.ndarray((8,), f32, memptr)"] = lambda: cp.ndarray(
+        (8,), f32, mp)
+    parts["array_state(out)"] = lambda: host.array_state(out)
+    (step,) = exe._steps
+    handle, c = step.launches[0]
+    launch = cp.cuda.driver.launchKernel
+    stream = exe._stream_ptr()
+    step.pack(step.values, 0, x.data.ptr, out.data.ptr,
+              exe._layouts[(x.strides,)][0][0])
+    parts["cuLaunchKernel alone"] = lambda: launch(
+        handle, 1, 1, 1, c.threads, 1, 1, 0, stream, step.argv_address, 0)
+    parts["pack the parameter block"] = lambda: step.pack(
+        step.values, 0, 1, 2, 3)
+    parts["stream pointer"] = exe._stream_ptr
+    layouts = exe._layouts
+    parts["strides + layout lookup"] = lambda: layouts.get((x.strides,))
+    parts["cupy x + 1"] = lambda: x + 1
+    y = cp.ones(8, cp.float32)
+    turn = itertools.cycle([(x,), (y,)]).__next__
+    parts["jit call, two inputs in turn"] = lambda: f(*turn())
+    rounds = {name: [] for name in parts}
+    for _ in range(3):   # interleaved, so no part gets only a cold host
+        for name, fn in parts.items():
+            rounds[name].append(_host_us(fn, sync=sync))
+    for name, got in rounds.items():
+        print(f"  dispatch: {name:34s} {statistics.median(got):6.2f} us "
+              f"(rounds: {', '.join(f'{t:.2f}' for t in got)})", flush=True)
+
+
+def _sweep(cp, elementwise, rows, bandwidth) -> None:
+    """Time the cases under other launch and layout constants."""
+    from tracejit.backends.cuda import team
+    trials = [(cuda_exec, {"BLOCKS_PER_SM": 32}, elementwise),
+              (cuda_exec, {"BLOCKS_PER_SM": 1024}, elementwise),
+              (rowplan, {"ROW_WORDS": 16}, rows[:2]),
+              (rowplan, {"ROW_WORDS": 64}, rows[:2]),
+              (team, {"REG_WORDS": 0}, rows[:2]),
+              (rowplan, {"ROW_POINTS": 32}, rows[4:]),
+              (rowplan, {"SPLIT_BLOCKS": 2048}, rows[2:3]),
+              (rowplan, {"COLUMN_THREADS": 1 << 15}, rows[3:4]),
+              (rowplan, {"COLUMN_THREADS": 1 << 17}, rows[3:4])]
+    for modules, trial, cases in trials:
+        modules = modules if isinstance(modules, tuple) else (modules,)
+        saved = [(m, k, getattr(m, k)) for m in modules for k in trial
+                 if hasattr(m, k)]
+        for m, k, _ in saved:
+            setattr(m, k, trial[k])
+        try:
+            for name, f, args, moved in cases:
+                ms, floor, ratio = _time(cp, f, args, moved, bandwidth)
+                print(f"  {trial} {name:28s} {ms:8.4f} {ratio:6.3f}",
+                      flush=True)
+        finally:
+            for m, k, v in saved:
+                setattr(m, k, v)
 
 
 if __name__ == "__main__":
-    measure(sweep="--sweep" in sys.argv)
+    if "--dispatch" in sys.argv:
+        import cupy
+        dispatch(cupy)
+    else:
+        measure(sweep="--sweep" in sys.argv)

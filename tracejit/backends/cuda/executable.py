@@ -14,11 +14,11 @@ Why it looks the way it does:
   time, as on the CPU.  Those strides live in one small device array per
   layout, cached by the parameters' strides, so a repeated call uploads
   nothing.  The host path matters as much as the kernels for small arrays:
-  each executable generates its own call function (see ``_build_call``)
-  and launches through ``cuLaunchKernel`` with a prebuilt parameter block,
-  about 1.5 us above the cost of allocating the output and launching.
-* Temporaries live in one arena (``cupy.empty`` of ``arena_bytes``) at the
-  offsets memory planning assigned; outputs are fresh arrays; constants are
+  each executable generates its own call function (dispatch.py) that
+  launches through ``cuLaunchKernel`` with a prebuilt parameter block and
+  hands out small outputs nobody holds any more instead of allocating.
+* Temporaries live in one arena (``arena_bytes``) at the offsets memory
+  planning assigned; outputs are arrays nobody else holds; constants are
   uploaded once, when the executable is built.
 * Kernels with reduce axes are laid out by ``rowplan`` (a block or a warp per
   row, two passes for full and column reductions), which says how each of
@@ -35,7 +35,6 @@ CuPy is imported only when an executable is built, so the rest of tracejit
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import math
 import os
 import tempfile
@@ -46,18 +45,21 @@ import numpy as np
 
 from ...fusion.program import KernelStep, LibraryStep, Program
 from . import rowplan
+from .dispatch import FIXED, OUTPUT, PARAM, TEMP, Launch, build_call
 from .render import function_names, render_module
+from .vector import elementwise_width
 
 __all__ = ["CudaExecutable", "CudaUnavailable", "CudaCompileError",
            "CudaOutOfMemory", "render_program"]
 
 BLOCK = 256                 # threads per block of an elementwise kernel
 # Grid-stride loops: at most this many blocks per SM.  On an H100, x*2+1
-# over 2**26 float32 took 0.212 ms with 8, 0.203 ms with 32 (copy floor
-# 0.183 ms); one thread per point, 0.296 ms.
-BLOCKS_PER_SM = 32
+# over 2**26 float32 in groups of 4 (16-byte loads) took 0.213 ms with 8,
+# 0.203 with 32, 0.201 with 128, 0.193 with 256: about one group per
+# thread (copy floor 0.187 ms).  (Point by point it was 0.203 with 32 and
+# 0.296 with a thread per point.)
+BLOCKS_PER_SM = 256
 STRIDE_CACHE_SIZE = 64      # distinct parameter layouts remembered per program
-PARAM, OUTPUT, TEMP, FIXED = range(4)   # where a kernel's pointer comes from
 _driver = None              # cupy.cuda.driver, once import_cupy succeeded
 
 
@@ -149,11 +151,12 @@ def launch_shape(kernel, sm_count: int) -> tuple[int, int]:
     """(blocks, threads per block) for a kernel without reduce axes.
 
     The rendered loop is a grid-stride loop, so any shape is correct; this
-    one is about speed: one thread per point, blocks of 256, at most 32
-    blocks per SM.  Kernels with reduce axes: see ``rowplan.launches``.
+    one is about speed: one thread per group of points (vector.py), blocks
+    of 256, at most BLOCKS_PER_SM blocks per SM.  Kernels with reduce axes:
+    see ``rowplan.launches``.
     """
-    points = math.prod(kernel.shape)
-    blocks = min(-(-points // BLOCK), BLOCKS_PER_SM * sm_count)
+    items = -(-math.prod(kernel.shape) // elementwise_width(kernel))
+    blocks = min(-(-items // BLOCK), BLOCKS_PER_SM * sm_count)
     return max(blocks, 1), BLOCK
 
 
@@ -207,7 +210,9 @@ class CudaExecutable:
         self._layouts: dict = {}     # param strides -> (pointers, array)
         self._tf32_guard = _fp32_gemm_guard(cupy, program)
         self._stream_ptr = _stream_pointer(cupy)
-        self._call = self._build_call()
+        self._driver, self._lock = _driver, threading.Lock()
+        self._call, self.call_text = build_call(self)
+        self._single = None
 
     # ---- planning ----------------------------------------------------------
     def _source_of(self, buf_id: int):
@@ -240,8 +245,8 @@ class CudaExecutable:
                 raw.max_dynamic_shared_size_bytes = launch.shared
             # RawKernel.kernel: the loaded cupy.cuda.function.Function
             functions.append((raw.kernel, launch))
-        return _Launch(functions, [self._source_of(b) for b in step.buffers],
-                       scratch)
+        return Launch(functions, [self._source_of(b) for b in step.buffers],
+                      scratch)
 
     def _plan_strides(self):
         """Per step: [(param index, itemsize, rank)] whose element strides
@@ -272,88 +277,6 @@ class CudaExecutable:
         first seen; later calls with the same strides trust the caller, as
         the jit keys executables by shape and dtype."""
         return self._call(args)
-
-    def _build_call(self):
-        """The function ``__call__`` runs, generated for this program.
-
-        A generic loop over steps and argument kinds costs microseconds of
-        Python per call, as much as the launch itself; the generated
-        function does only what this program needs, with every constant
-        (grid, handles, shapes, offsets) written in.  ``call_text`` holds
-        its source."""
-        names = {"ndarray": self._cp.ndarray, "asarray": self._cp.asarray,
-                 "uint8": np.uint8, "layouts": self._layouts,
-                 "new_layout": self._new_layout, "stream_ptr": self._stream_ptr,
-                 "lock": threading.Lock(), "launch": _driver.launchKernel,
-                 "OutOfMemoryError": self._cp.cuda.memory.OutOfMemoryError,
-                 "DriverError": _driver.CUDADriverError,
-                 "out_of_memory": self._out_of_memory,
-                 "launch_failed": self._launch_failed, "gemm": self._gemm,
-                 "wrong_count": self._wrong_count}
-        count = len(self._param_specs)
-        ps = [f"p{i}" for i in range(count)]
-        listed = "[" + ", ".join(ps) + "]"
-        lines = ["def call(args):",
-                 "    try:",
-                 f"        ({''.join(p + ', ' for p in ps)}) = args",
-                 "    except ValueError:",
-                 "        raise wrong_count(args) from None"]
-        for p in ps:
-            lines.append(f"    if type({p}) is not ndarray: {p} = asarray({p})")
-        lines += ["    layout = layouts.get((" + "".join(
-                      f"{p}.strides, " for p in ps) + "))",
-                  "    if layout is None:",
-                  f"        layout, {listed} = new_layout({listed})",
-                  "    strides = layout[0]",
-                  "    try:"]
-        for k, (shape, dtype) in enumerate(self._out_specs):
-            names[f"dtype{k}"] = dtype
-            lines.append(f"        out{k} = ndarray({shape!r}, dtype{k})")
-        arena = self.program.arena_bytes
-        if arena:
-            lines.append(f"        arena = ndarray({arena}, uint8)")
-        scratch = max([s.scratch for s in self._steps
-                       if isinstance(s, _Launch)], default=0)
-        if scratch:   # one scratch for every step: they run in order
-            lines += [f"        scratch = ndarray({scratch}, uint8)",
-                      "        scratch_base = scratch.data.ptr"]
-        lines += ["        arena_base = arena.data.ptr" if arena else
-                  "        arena = None",
-                  "    except OutOfMemoryError as exc:",
-                  "        raise out_of_memory(exc) from None",
-                  "    outs = (" + "".join(f"out{k}, " for k in
-                                         range(len(self._out_specs))) + ")",
-                  "    stream = stream_ptr()",
-                  "    try:",
-                  "        with lock:"]
-        if not self._steps:
-            lines.append("            pass")
-        for n, step in enumerate(self._steps):
-            if not isinstance(step, _Launch):
-                lines.append(f"            gemm(steps[{n}], {listed}, outs, "
-                             "arena)")
-                continue
-            pointers = [_pointer_expr(kind, what) for kind, what in
-                        step.sources] + [f"strides[{n}]"]
-            if step.scratch:
-                pointers.append("scratch_base")
-            names[f"values{n}"] = step.values
-            lines.append(f"            values{n}[:] = ("
-                         + ", ".join(pointers) + ",)")
-            lines += [f"            launch({handle}, {c.blocks}, 1, 1, "
-                      f"{c.threads}, 1, 1, {c.shared}, stream, "
-                      f"{step.argv_address}, 0)"
-                      for handle, c in step.launches]
-        lines += ["    except DriverError as exc:",
-                  "        launch_failed(exc)",
-                  "        raise",
-                  "    return [" + ", ".join(f"out{k}" for k in self._picks)
-                  + "]"]
-        names["steps"] = self._steps
-        self.call_text = "\n".join(lines) + "\n"
-        exec(compile(self.call_text, f"<tracejit cuda {self.program.name}>",
-                     "exec"), names)
-        return names["call"]
 
     def _wrong_count(self, args) -> TypeError:
         return TypeError(f"{self.program.name}: expected "
@@ -417,10 +340,13 @@ class CudaExecutable:
 
     def runner(self, single: bool = False):
         """A function of the argument tuple for repeated calls (the
-        interface CpuExecutable offers the jit's fast path)."""
-        if single:
-            return lambda args: self(args)[0]
-        return self
+        interface CpuExecutable offers the jit's fast path); ``single``:
+        it returns the first output itself, not a list."""
+        if not single:
+            return self._call
+        if self._single is None:
+            self._single, _ = build_call(self, single=True)
+        return self._single
 
     # ---- library steps -----------------------------------------------------
     def _array(self, buf_id: int, params, outs, arena):
@@ -443,40 +369,6 @@ class CudaExecutable:
         b = b.T if flags.get("transpose_b") else b
         with self._tf32_guard():
             self._cp.matmul(a, b, out=out)
-
-
-class _Launch:
-    """One kernel step's launches: its functions (one, or two for a
-    two-pass reduction) with their grids, where each pointer argument comes
-    from, and the parameter block cuLaunchKernel reads (one 8-byte slot per
-    argument, all pointers: ``argv`` points at the slots of ``values``;
-    every function of a kernel takes the same arguments).  The call
-    function fills ``values`` and launches under a lock; the driver copies
-    the block during the launch call, so it is free again right after."""
-
-    def __init__(self, functions, sources, scratch: int = 0):
-        self.functions = [f for f, _ in functions]   # cupy Functions, alive
-        self.launches = [(f.ptr, launch) for f, launch in functions]
-        self.sources = sources
-        self.scratch = scratch            # bytes of global scratch it needs
-        # + the strides pointer, + the scratch pointer where it takes one
-        count = len(sources) + 1 + (scratch > 0)
-        self.values = (ctypes.c_uint64 * count)()
-        base = ctypes.addressof(self.values)
-        self.argv = (ctypes.c_void_p * count)(
-            *[base + 8 * k for k in range(count)])
-        self.argv_address = ctypes.addressof(self.argv)
-
-
-def _pointer_expr(kind: int, what: int) -> str:
-    """The call function's expression for one kernel pointer argument."""
-    if kind == PARAM:
-        return f"p{what}.data.ptr"
-    if kind == OUTPUT:
-        return f"out{what}.data.ptr"
-    if kind == TEMP:
-        return f"arena_base + {what}"
-    return str(what)                      # FIXED: a constant's address
 
 
 def _step_buffers(step) -> tuple[int, ...]:

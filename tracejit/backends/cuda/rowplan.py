@@ -13,11 +13,12 @@ alone, so the renderer (``rows``, which writes the C) and the launcher
   by the same shuffle tree in every warp, so every thread holds the row's
   result to the bit (``reduced`` values and per-row ``after`` work need no
   broadcast).  Per-row stores are done by thread 0.  Blocks of up to
-  ROW_MAX_THREADS: on an H100, 512 beat 1024 and 256 for row softmax.
-* ``warp``: rows shorter than 1024, or one-stage kernels over many rows
-  (WARP_ROWS: a row sum of (8192, 8192) runs without block barriers):
-  one warp per row, combined by shuffles alone (lane 0's result is then
-  taken by every lane).
+  ROW_MAX_THREADS, about ROW_POINTS points per thread (team.py keeps a
+  thread's points in registers across stages when they fit).
+* ``warp``: rows shorter than 1024: one warp per row, combined by
+  shuffles alone (lane 0's result is then taken by every lane).  (A warp
+  per row of a (8192, 8192) row sum took 0.102 ms on an H100, a block per
+  row 0.097.)
 * ``split_rows``: one stage and nothing stored in the row loop, few long
   rows (a full reduction is one row): pass 1 gives each block a chunk of a
   row and writes its combined result to a scratch array; pass 2
@@ -28,16 +29,20 @@ alone, so the renderer (``rows``, which writes the C) and the launcher
 * ``split_columns``: reduce axes that are not trailing (a sum over axis 0),
   one stage, nothing stored in the row loop: one thread per (chunk of the
   reduce axes, kept point), consecutive threads on consecutive kept points
-  (coalesced), partials to scratch; pass 2 has one thread per kept point
+  (coalesced; where they allow, a thread takes a group of 4 consecutive
+  kept points with 16-byte loads), partials to scratch; pass 2 has one
+  thread per kept point
   combine its chunks in order.  Chunks are added until about COLUMN_THREADS
   threads run, enough to keep HBM busy.
 * ``columns``: the other kernels with reduce axes that are not trailing:
   one thread per kept point running every stage (coalesced along the
   innermost kept axis).
 
-Row storage (``block`` and ``warp``): the row scratch (``local`` args) and
-copies of input rows that several stages load (softmax's and layernorm's
-``x``) live in dynamic shared memory, one slice per row in flight, when a
+Row storage (``block`` and ``warp``): when a team has the planned size
+and a thread's share fits its registers, team.py keeps the row scratch
+(``local`` args) and copies of input rows that several stages load
+(softmax's and layernorm's ``x``) in registers.  Otherwise they live in
+dynamic shared memory, one slice per row in flight, when a
 block's slices fit SHARED_BUDGET; a row is then read from HBM once.  A
 copy read for the last time in the stage that writes a row scratch shares
 the scratch's slot (softmax keeps one row, not two, so more blocks fit an
@@ -65,25 +70,35 @@ import numpy as np
 from ...fusion.kernel import Kernel
 from ...layout.indexing import IndexMap
 from .render import BUFFER_CTYPES, CTYPES
+from .vector import plan_groups
 
 __all__ = ["Launch", "RowPlan", "launches", "plan"]
 
 SHORT_ROW = 1024            # rows shorter than this get one warp each
 WARP_BLOCK = 256            # threads per block of a warp layout (8 rows)
 ROW_MAX_THREADS = 512       # threads per block of a block layout, at most
-WARP_ROWS = 4096            # one-stage kernels: a warp per row from this
-                            # many rows on (no block barriers; enough warps)
+ROW_POINTS = 8              # ... and at least 128, about this many points
+                            # per thread, or where later stages read a row
+ROW_WORDS = 32              # again (team.py: registers), about this many
+                            # 32-bit values of it per thread.  On an H100,
+                            # (8192, 8192) softmax (2 values per point) took
+                            # 0.191-0.197 ms with 512 threads, 0.200-0.210
+                            # with 256; layernorm (1 value) 0.211-0.213 with
+                            # 512, 0.202-0.207 with 256.
 SHARED_BUDGET = 96 * 1024   # row storage per block (2 blocks fit an SM)
 # The split sizes are the best of those timed on an H100 (see
 # tests/test_cuda_rows.py --sweep): 1024 row chunks of 512 threads for a
-# full sum, about 2**18 threads for a column sum.
+# full sum, about 2**16 threads for a column sum.
 SPLIT_MIN_ROW = 16384       # split rows only from this length on
 SPLIT_BLOCKS = 1024         # split rows: aim at this many (row, chunk) blocks
 SPLIT_CHUNK = 4096          # ... each chunk at least this many points
 SPLIT_THREADS = 512         # threads per block of a split-rows pass 1
 FINISH_THREADS = 256        # threads per block of a split-rows pass 2
 COLUMN_BLOCK = 256          # threads per block of the column layouts
-COLUMN_THREADS = 1 << 18    # split columns until about this many threads
+COLUMN_THREADS = 1 << 16    # split columns until about this many threads
+                            # (a (8192, 8192) sum over axis 0 on an H100:
+                            # 0.110 ms with 2**16, 0.115 with 2**17, 0.125
+                            # with 2**18, threads of 4 columns each)
 COLUMN_CHUNK = 64           # ... each chunk at least this many points
 MAX_BLOCKS = 1 << 24        # grid cap (loops are grid-stride anyway)
 THREADS_PER_SM = 2048       # resident threads per SM (sm_80 and later)
@@ -127,6 +142,8 @@ class RowPlan:
     caches: tuple[Cache, ...] = ()
     team_bytes: int = 0       # row storage bytes per row in flight
     in_shared: bool = True    # row storage in shared memory, else scratch
+    width: int = 1            # split layouts: points per group (vector.py)
+                              # of a row, or of kept points (columns)
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -140,8 +157,10 @@ class RowPlan:
 
     @property
     def chunk(self) -> int:
-        """Reduce points per chunk of a split layout."""
-        return -(-self.length // self.chunks)
+        """Reduce points per chunk of a split layout (whole groups)."""
+        width = self.width if self.kind == "split_rows" else 1
+        groups = -(-self.length // width)
+        return -(-groups // self.chunks) * width
 
     @property
     def uses_scratch(self) -> bool:
@@ -187,22 +206,29 @@ def plan(kernel: Kernel) -> RowPlan:
         if one_pass and length >= SPLIT_MIN_ROW and \
                 1 <= points < SPLIT_BLOCKS // 2:
             chunks = min(-(-SPLIT_BLOCKS // points), -(-length // SPLIT_CHUNK))
+            width = plan_groups(kernel, kernel.reduce_axes).width
             if chunks >= 2:
                 return RowPlan(kernel.name, "split_rows", SPLIT_THREADS,
-                               points, length, chunks)
-        if length < SHORT_ROW or (one_pass and points >= WARP_ROWS):
+                               points, length, chunks,
+                               width=1 if length % width else width)
+        if length < SHORT_ROW:
             return _with_storage(kernel, RowPlan(
                 kernel.name, "warp", WARP_BLOCK, points, length))
+        words = _carried_words(kernel)
+        per_thread = max(1, ROW_WORDS // words) if words else ROW_POINTS
         threads = 128
-        while threads < ROW_MAX_THREADS and threads * 8 < length:
-            threads *= 2   # about 8 points per thread
+        while threads < ROW_MAX_THREADS and threads * per_thread < length:
+            threads *= 2
         return _with_storage(kernel, RowPlan(
             kernel.name, "block", threads, points, length))
     if one_pass and points >= 1:
-        chunks = min(-(-COLUMN_THREADS // points), length // COLUMN_CHUNK)
+        groups = plan_groups(kernel, kernel.kept_axes)
+        width = groups.width if points % groups.width == 0 else 1
+        chunks = min(-(-COLUMN_THREADS * width // points),
+                     length // COLUMN_CHUNK)
         if chunks >= 2:
             return RowPlan(kernel.name, "split_columns", COLUMN_BLOCK, points,
-                           length, chunks)
+                           length, chunks, width=width)
     slots, offset = [], 0
     for k, arg in enumerate(kernel.args):
         if arg.local:   # one row per kept point, interleaved (see _columns)
@@ -211,6 +237,16 @@ def plan(kernel: Kernel) -> RowPlan:
             offset += _align(points * arg.local_size * _itemsize(arg.dtype))
     return RowPlan(kernel.name, "columns", COLUMN_BLOCK, points, length,
                    slots=tuple(slots), team_bytes=offset, in_shared=False)
+
+
+def _carried_words(kernel: Kernel) -> int:
+    """32-bit words per point that later stages read again: copies of
+    input rows loaded by several stages, and row scratch."""
+    if len(kernel.stages) < 2:
+        return 0
+    dtypes = [dtype for _, _, dtype, _ in _repeated_loads(kernel)]
+    dtypes += [arg.dtype for arg in kernel.args if arg.local]
+    return sum(-(-_itemsize(d) // 4) for d in dtypes)
 
 
 def _with_storage(kernel: Kernel, p: RowPlan) -> RowPlan:
@@ -335,6 +371,7 @@ def _launches(kernel: Kernel, p: RowPlan, sm_count: int):
         return (Launch(name, min(items, MAX_BLOCKS), p.threads),
                 Launch(finish, min(p.points, MAX_BLOCKS),
                        FINISH_THREADS)), scratch
+    items //= p.width                       # a thread per group of points
     return (Launch(name, min(-(-items // p.threads), MAX_BLOCKS), p.threads),
             Launch(finish, min(-(-p.points // p.threads), MAX_BLOCKS),
                    p.threads)), scratch

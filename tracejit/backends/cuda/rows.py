@@ -19,6 +19,8 @@ from .render import (CTYPES, _grid_stride, _indent, _ops, _stores, _unravel,
                      convert, describe_comment, literal, scalar_expr,
                      signature)
 from .rowplan import FINISH_THREADS, RowPlan, _partial_offsets, plan
+from .vector import checked, group_lines, plan_groups, predicate_lines, \
+    stage_check
 
 __all__ = ["render_functions"]
 
@@ -160,103 +162,13 @@ def render_functions(kernel: Kernel) -> str:
     """The ``__global__`` function(s) of ``kernel`` (see plan)."""
     p = plan(kernel)
     if p.kind in ("block", "warp"):
-        return _team_kernel(kernel, p)
+        from .team import team_kernel   # builds on this module's pieces
+        return team_kernel(kernel, p)
     if p.kind == "columns":
         return _columns(kernel, p)
     if p.kind == "split_rows":
         return _split_rows(kernel, p)
     return _split_columns(kernel, p)
-
-
-# ---- one block (or one warp) per row ---------------------------------------
-
-def _team_kernel(kernel: Kernel, p: RowPlan) -> str:
-    """A team (a block, or a warp) per row, running the stages in order:
-    each resets its accumulators, walks the row team-stride, combines, then
-    does its per-row work; barriers keep the row storage and the per-warp
-    arrays from being reused while a thread still reads them."""
-    block = p.kind == "block"
-    inner, outer = _names(kernel)
-    if block:
-        lines = _block_setup(kernel)
-        start, step, first, teams = ("threadIdx.x", "blockDim.x",
-                                     "blockIdx.x", "gridDim.x")
-        leader, barrier = "threadIdx.x == 0", "__syncthreads();"
-        slot = "0" if p.in_shared else "blockIdx.x"
-    else:
-        lines = ["// a team of lanes per row: a warp (one thread in a host "
-                 "test)",
-                 "const int tj_team = blockDim.x < 32 ? blockDim.x : 32;",
-                 "const int tj_lane = threadIdx.x % tj_team;",
-                 "const long long tj_first = ((long long)blockIdx.x * "
-                 "blockDim.x + threadIdx.x) / tj_team;",
-                 "const long long tj_teams = (long long)gridDim.x * "
-                 "blockDim.x / tj_team;"]
-        start, step, first, teams = "tj_lane", "tj_team", "tj_first", "tj_teams"
-        leader, barrier = "tj_lane == 0", "__syncwarp();"
-        slot = "threadIdx.x / tj_team" if p.in_shared else "tj_first"
-    lines += _row_storage(p, slot)
-    body = _unravel("row", kernel.kept_axes, kernel.shape)
-    for s, stage in enumerate(kernel.stages):
-        reds = _reductions(kernel, s)
-        body += [_stage_title(kernel, s), *_inits(reds)]
-        if p.length and (stage.ops or stage.stores):
-            loads, copies = _cache_lines(kernel, p, s)
-            loop = [*_unravel("j", kernel.reduce_axes, kernel.shape),
-                    *_ops(kernel, s, False, inner, loads), *copies,
-                    *_folds(kernel, s, reds),
-                    *_stores(kernel, s, False, inner)]
-            body += ["TJ_UNROLL",
-                     f"for (long long j = {start}; j < {p.length}LL; "
-                     f"j += {step}) {{", *_indent(loop), "}"]
-            body += _block_combine(reds) if block else _warp_combine(reds)
-            if s + 1 < len(kernel.stages) and (not block or not reds):
-                body.append(barrier + "  // later stages read what this "
-                            "one wrote")
-        body += _after(kernel, s, outer, leader)
-    body.append(barrier + "  // the next row reuses the shared memory")
-    lines += [f"for (long long row = {first}; row < {p.points}LL; "
-              f"row += {teams}) {{", *_indent(body), "}"]
-    note = (f"one {'block' if block else 'warp'} per row of {p.length}"
-            f" points, {p.threads} threads per block")
-    return _function(kernel, kernel.name, p.threads, p.uses_scratch, lines,
-                     note)
-
-
-def _row_storage(p: RowPlan, slot: str) -> list[str]:
-    """Pointers to this team's row storage (see the module doc)."""
-    if not p.slots:
-        return []
-    if p.in_shared:
-        at = "" if slot == "0" else f" + ({slot}) * {p.team_bytes}LL"
-        lines = ["// row storage in shared memory, a slice per row in flight",
-                 "TJ_DYNAMIC_SHARED(tj_smem);",
-                 f"unsigned char* const tj_row = tj_smem{at};"]
-    else:
-        lines = ["// row storage in global scratch (too big for shared "
-                 "memory): a slot per team",
-                 f"unsigned char* const tj_row = scratch + "
-                 f"({slot}) * {p.team_bytes}LL;"]
-    return lines + [f"{s.ctype}* const {s.name} = ({s.ctype}*)(tj_row + "
-                    f"{s.offset});  // {s.what}" for s in p.slots]
-
-
-def _cache_lines(kernel: Kernel, p: RowPlan, s: int):
-    """({op: expression} for stage ``s``'s loads served from a row copy,
-    the lines that fill the copies this stage reads from memory)."""
-    loads, copies, filled = {}, [], set()
-    for k, op in enumerate(kernel.stages[s].ops):
-        for c in p.caches:
-            if op.op != "load" or (op.arg, op.index, op.dtype) != \
-                    (c.arg, c.index, c.dtype):
-                continue
-            if s > c.first:
-                loads[k] = f"{c.name}[j]"
-            elif c.name not in filled:
-                filled.add(c.name)
-                copies.append(f"{c.name}[j] = s{s}v{k};  // kept for later "
-                              "stages")
-    return loads, copies
 
 
 # ---- one thread per kept point ---------------------------------------------
@@ -313,17 +225,30 @@ def _split_rows(kernel: Kernel, p: RowPlan) -> str:
              f"{p.length}LL;"]
     loop = [*_unravel("j", kernel.reduce_axes, kernel.shape),
             *_ops(kernel, 0, False, inner), *_folds(kernel, 0, reds)]
+    walk = ["TJ_UNROLL",
+            "for (long long j = tj_lo + threadIdx.x; j < tj_hi; "
+            "j += blockDim.x) {", *_indent(loop), "}"]
+    groups = plan_groups(kernel, kernel.reduce_axes, p.width)
+    if p.width > 1:   # chunks are whole groups
+
+        def grouped(fast):
+            return ["TJ_UNROLL",
+                    f"for (long long tj_g = tj_lo / {p.width} + threadIdx.x; "
+                    f"tj_g < tj_hi / {p.width}; tj_g += blockDim.x) {{",
+                    *_indent(group_lines(
+                        kernel, groups, 0, f"tj_g * {p.width}LL", inner, "j",
+                        extra=_folds(kernel, 0, reds), fast=fast)), "}"]
+        walk = checked(stage_check(kernel, groups, (0,)), grouped(True),
+                       grouped(False))
     body = ["const long long row = tj_item / " f"{p.chunks}LL;",
             *_chunk_bounds(f"tj_item % {p.chunks}LL * tj_chunk"),
             *_unravel("row", kernel.kept_axes, kernel.shape), *_inits(reds),
-            "TJ_UNROLL",
-            "for (long long j = tj_lo + threadIdx.x; j < tj_hi; "
-            "j += blockDim.x) {", *_indent(loop), "}",
-            *_block_combine(reds),
+            *walk, *_block_combine(reds),
             "if (threadIdx.x == 0) {",
             *[f"  tj_part{r}[tj_item] = r{r};" for r, _ in reds], "}",
             "__syncthreads();  // the next chunk reuses the shared memory"]
     first = [*_block_setup(kernel), *_partials(kernel, p, False), *sizes,
+             *(predicate_lines(kernel, groups) if p.width > 1 else []),
              f"for (long long tj_item = blockIdx.x; tj_item < "
              f"{p.points * p.chunks}LL; tj_item += gridDim.x) {{",
              *_indent(body), "}"]
@@ -359,10 +284,13 @@ def _split_columns(kernel: Kernel, p: RowPlan) -> str:
             "}", *[f"tj_part{r}[tj_item] = r{r};" for r, _ in reds]]
     first = [*_partials(kernel, p, False),
              f"const long long tj_chunk = {p.chunk}LL, tj_length = "
-             f"{p.length}LL;",
-             *_grid_stride("tj_item", p.points * p.chunks, body)]
+             f"{p.length}LL;"]
+    if p.width > 1:
+        first += _grouped_columns(kernel, p)
+    else:
+        first += _grid_stride("tj_item", p.points * p.chunks, body)
     gather = [*_unravel("flat", kernel.kept_axes, kernel.shape),
-              *_inits(reds),
+              *_inits(reds), "TJ_UNROLL",
               f"for (long long c = 0; c < {p.chunks}LL; ++c) {{",
               *[f"  r{r} = {_combine(red, f'r{r}', f'tj_part{r}[c * {p.points}LL + flat]')};"
                 for r, red in reds], "}",
@@ -371,8 +299,43 @@ def _split_columns(kernel: Kernel, p: RowPlan) -> str:
               *_grid_stride("flat", p.points, gather)]
     return (_function(kernel, p.functions[0], p.threads, True, first,
                       f"pass 1 of 2: a thread per (chunk of {p.chunk} rows, "
-                      "kept point), to partials")
+                      + (f"group of {p.width} kept points" if p.width > 1
+                         else "kept point") + "), to partials")
             + _function(kernel, p.functions[1], p.threads, True, second,
                         f"pass 2 of 2: a thread per kept point combines its "
                         f"{p.chunks} partials in order, then the per-point "
                         "work"))
+
+
+def _grouped_columns(kernel: Kernel, p: RowPlan) -> list[str]:
+    """Pass 1 of split columns with a thread per (chunk, group of
+    ``p.width`` consecutive kept points): a vector load per row, one
+    accumulator per point of the group (``r<r>[tj_e]``)."""
+    inner, _ = _names(kernel)
+    reds = _reductions(kernel, 0)
+    w, per_chunk = p.width, p.points // p.width
+    groups = plan_groups(kernel, kernel.kept_axes, w)
+    ops = kernel.stages[0].ops
+    folds = [f"r{r}[tj_e] = " + _combine(red, f"r{r}[tj_e]", convert(
+        f"s0v{red.value}", ops[red.value].dtype, red.acc_dtype)) + ";"
+        for r, red in reds]
+
+    def loop(fast):
+        group = group_lines(kernel, groups, 0, "tj_q", inner, "flat",
+                            extra=folds, fast=fast)
+        return ["TJ_UNROLL", "for (long long j = tj_lo; j < tj_hi; ++j) {",
+                *_indent(_unravel("j", kernel.reduce_axes, kernel.shape)
+                         + group), "}"]
+    body = [f"const long long tj_q = tj_item % {per_chunk}LL * {w}LL;",
+            f"const long long tj_c = tj_item / {per_chunk}LL;",
+            *_chunk_bounds("tj_c * tj_chunk"),
+            *[f"{CTYPES[red.acc_dtype]} r{r}[{w}];" for r, red in reds],
+            "TJ_UNROLL_ALL", f"for (int tj_e = 0; tj_e < {w}; ++tj_e) {{",
+            *[f"  r{r}[tj_e] = {_identity(red)};" for r, red in reds], "}",
+            *checked(stage_check(kernel, groups, (0,)), loop(True),
+                     loop(False)),
+            "TJ_UNROLL_ALL", f"for (int tj_e = 0; tj_e < {w}; ++tj_e) {{",
+            *[f"  tj_part{r}[tj_c * {p.points}LL + tj_q + tj_e] = "
+              f"r{r}[tj_e];" for r, _ in reds], "}"]
+    return [*predicate_lines(kernel, groups),
+            *_grid_stride("tj_item", per_chunk * p.chunks, body)]

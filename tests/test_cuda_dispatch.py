@@ -1,0 +1,255 @@
+"""The CUDA executable's host path (tracejit.backends.cuda.dispatch), run
+everywhere against a stand-in for CuPy.
+
+The stand-in records every cuLaunchKernel with the pointers in its
+parameter block, and gives out fake device memory, so the generated call
+functions are checked without a GPU: which pointers each launch gets, and
+when a kept output may be handed out again (never while anything can still
+reach it).  ``cuda``-marked tests in test_cuda_exec.py run the same paths
+on a GPU.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import itertools
+import sys
+import types
+import weakref
+
+import numpy as np
+import pytest
+
+import tracejit
+from tracejit import pipeline
+
+_addresses = itertools.count(1 << 20, 1 << 12)
+
+
+class Memory:
+    def __init__(self, size):
+        self.ptr, self.size = next(_addresses), size
+
+
+class MemoryPointer:
+    def __init__(self, mem, offset=0):
+        self.mem, self.ptr = mem, mem.ptr + offset
+
+    def __add__(self, offset):
+        return MemoryPointer(self.mem, self.ptr - self.mem.ptr + offset)
+
+
+class ndarray:
+    """Enough of cupy.ndarray for the executable: shape, dtype, strides,
+    data (a MemoryPointer), views that keep their base alive."""
+
+    def __init__(self, shape, dtype=float, memptr=None, strides=None):
+        self._shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.data = memptr if memptr is not None else MemoryPointer(
+            Memory(int(np.prod(self._shape)) * self.dtype.itemsize))
+        self._strides = strides or tuple(
+            int(np.prod(self._shape[k + 1:])) * self.dtype.itemsize
+            for k in range(len(self._shape)))
+        self.base = None
+
+    shape = property(lambda self: self._shape)
+
+    @shape.setter
+    def shape(self, value):
+        self._shape = tuple(value)
+        self._strides = ndarray(value, self.dtype, self.data)._strides
+
+    strides = property(lambda self: self._strides)
+    itemsize = property(lambda self: self.dtype.itemsize)
+    size = property(lambda self: int(np.prod(self._shape)))
+
+    def view_of(self):
+        v = ndarray(self._shape, self.dtype, self.data, self._strides)
+        v.base = self
+        return v
+
+
+class Function:
+    def __init__(self, name):
+        self.name, self.ptr = name, next(_addresses)
+
+
+class RawKernel:
+    def __init__(self, name):
+        self.kernel = Function(name)
+        self.max_dynamic_shared_size_bytes = 0
+
+
+class RawModule:
+    def __init__(self, code, options=()):
+        self.code, self.functions = code, {}
+
+    def get_function(self, name):
+        assert f"void {name}(" in self.code
+        return self.functions.setdefault(name, RawKernel(name))
+
+
+class Recorder:
+    """cuLaunchKernel: records (function handle, grid, block, shared
+    bytes, stream, the parameter block's pointers)."""
+
+    def __init__(self):
+        self.calls, self.counts, self.stream = [], {}, 7
+
+    def launch(self, f, gx, gy, gz, bx, by, bz, shared, stream, argv, extra):
+        count = self.counts[argv]
+        slots = [ctypes.c_void_p.from_address(argv + 8 * k).value
+                 for k in range(count)]
+        values = [ctypes.c_uint64.from_address(s).value for s in slots]
+        self.calls.append((f, gx, bx, shared, stream, values))
+
+
+def fake_cupy(recorder):
+    cp = types.ModuleType("cupy")
+    cp.ndarray = ndarray
+    cp.RawModule = RawModule
+
+    def asarray(a):
+        if isinstance(a, ndarray):
+            return a
+        a = np.asarray(a)
+        return ndarray(a.shape, a.dtype)
+    cp.asarray = asarray
+    cp.ascontiguousarray = lambda a: ndarray(a.shape, a.dtype)
+    cuda = types.SimpleNamespace()
+    cuda.Device = lambda: types.SimpleNamespace(
+        id=0, attributes={"MultiProcessorCount": 132})
+    cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
+                                         getDevice=lambda: 0)
+
+    class CUDADriverError(RuntimeError):
+        pass
+    cuda.driver = types.SimpleNamespace(launchKernel=recorder.launch,
+                                        CUDADriverError=CUDADriverError)
+    cuda.memory = types.SimpleNamespace(OutOfMemoryError=MemoryError)
+    cuda.compiler = types.SimpleNamespace(CompileException=SyntaxError)
+    cuda.stream = types.SimpleNamespace(
+        get_current_stream_ptr=lambda: recorder.stream)
+    cp.cuda = cuda
+    return cp
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    recorder = Recorder()
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy(recorder))
+    from tracejit.backends.cuda import executable
+    monkeypatch.setattr(executable, "_MODULES", {})
+    return recorder
+
+
+def build(recorder, f, *args):
+    from tracejit.backends.cuda import CudaExecutable
+    from tracejit.backends.cuda.dispatch import Launch
+    lowered = tracejit.jit(f).lower(*args)
+    exe = CudaExecutable(pipeline.to_program(lowered._traced.module))
+    for step in exe._steps:
+        if isinstance(step, Launch):
+            recorder.counts[step.argv_address] = len(step.values)
+    return exe
+
+
+def test_one_launch_with_the_arrays_pointers(fake):
+    exe = build(fake, lambda x: x + 1, np.ones(8, np.float32))
+    x = ndarray((8,), np.float32)
+    (out,) = exe([x])
+    ((f, blocks, threads, shared, stream, values),) = fake.calls
+    assert (blocks, threads, shared, stream) == (1, 256, 0, 7)
+    assert values[:2] == [x.data.ptr, out.data.ptr]
+    assert out.shape == (8,) and out.dtype == np.float32
+    assert "ndarray((8,), dtype0)" in exe.call_text
+
+
+def test_single_runner_returns_the_array(fake):
+    exe = build(fake, lambda x: x * 2, np.ones(8, np.float32))
+    run = exe.runner(single=True)
+    out = run((ndarray((8,), np.float32),))
+    assert isinstance(out, ndarray) and exe.runner(single=True) is run
+
+
+def test_a_dropped_output_is_handed_out_again(fake):
+    exe = build(fake, lambda x: x + 1, np.ones(8, np.float32))
+    x = ndarray((8,), np.float32)
+    first = exe([x])[0]
+    ptr = first.data.ptr
+    del first
+    again = exe([x])[0]
+    assert again.data.ptr == ptr                 # nobody held it: reused
+    held = exe([x])[0]                           # again is still held
+    assert held.data.ptr != ptr
+    # a loop that keeps the last result alternates between two arrays
+    seen = set()
+    y = None
+    for _ in range(6):
+        y = exe([x])[0]
+        seen.add(y.data.ptr)
+    assert len(seen) <= 3
+
+
+@pytest.mark.parametrize("hold", ["view", "data", "mem", "offset_pointer",
+                                  "weakref", "reshaped", "in_a_list"])
+def test_an_output_anything_can_reach_is_never_reused(fake, hold):
+    exe = build(fake, lambda x: x + 1, np.ones(8, np.float32))
+    x = ndarray((8,), np.float32)
+    keep = []
+    for _ in range(2):   # both kept slots filled, then dropped by us
+        out = exe([x])[0]
+        ptr = out.data.ptr
+        if hold == "view":
+            keep.append(out.view_of())
+        elif hold == "data":
+            keep.append(out.data)
+        elif hold == "mem":
+            keep.append(out.data.mem)
+        elif hold == "offset_pointer":
+            keep.append(out.data + 4)
+        elif hold == "weakref":
+            keep.append(weakref.ref(out))
+        elif hold == "reshaped":
+            out.shape = (2, 4)
+        else:
+            keep.append([out])
+        keep.append(ptr)
+        del out
+        gc.collect()
+    fresh = exe([x])[0]
+    assert fresh.data.ptr not in keep
+    assert fresh.shape == (8,)
+
+
+def test_another_stream_gets_a_new_output(fake):
+    exe = build(fake, lambda x: x + 1, np.ones(8, np.float32))
+    x = ndarray((8,), np.float32)
+    ptr = exe([x])[0].data.ptr
+    fake.stream = 9
+    assert exe([x])[0].data.ptr != ptr
+    assert fake.calls[-1][4] == 9
+
+
+def test_large_outputs_are_not_kept(fake):
+    exe = build(fake, lambda x: x + 1, np.ones(1 << 19, np.float32))
+    x = ndarray((1 << 19,), np.float32)
+    ptr = exe([x])[0].data.ptr
+    assert exe([x])[0].data.ptr != ptr
+    assert "kept0" not in exe.call_text
+
+
+def test_row_kernels_get_scratch_and_shared_memory(fake):
+    exe = build(fake, lambda x: x.sum(), np.ones((64, 1024), np.float32))
+    x = ndarray((64, 1024), np.float32)
+    exe([x])
+    first, second = fake.calls
+    assert first[5][-1] == second[5][-1]          # one scratch for both
+    assert first[5][0] == x.data.ptr
+    exe([x])
+    assert fake.calls[2][5][-1] == first[5][-1]   # kept for the stream
+    exe = build(fake, lambda x: np.exp(x) / np.exp(x).sum(1, keepdims=True),
+                np.ones((8, 8192), np.float32))
+    exe([ndarray((8, 8192), np.float32)])
+    assert fake.calls[-1][3] == 32768   # the row in shared memory
