@@ -114,6 +114,9 @@ class JaxGpu(GpuFramework):
         import jax.numpy as jnp
         if jax.devices()[0].platform != "gpu":
             raise RuntimeError("jax has no GPU here")
+        # true float32 matrix products, as every other framework here
+        # (jax's default on GPUs is TF32)
+        jax.config.update("jax_default_matmul_precision", "highest")
         self.jax, self.jnp = jax, jnp
 
     def runner(self, workload):
