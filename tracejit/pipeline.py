@@ -1,6 +1,7 @@
 """The compiler pipeline, readable in one screen.
 
     HLO passes   simplify, constant_fold, cse, dce    (to a fixed point)
+                 split_reductions                      (threads share them)
                  assign_layouts, cse, dce
                  fuse                                  (plan on the module)
     lowering     kernels and library calls per fused group, in the plan's
@@ -16,6 +17,7 @@ from __future__ import annotations
 from .fusion.lower import lower
 from .fusion.plan import fuse
 from .fusion.program import Program
+from .fusion.split import split_reductions
 from .hlo.cse import cse
 from .hlo.module import Module
 from .hlo.passes import FixedPoint, dce, dump_text, run_pipeline
@@ -25,6 +27,7 @@ from .memory import assign_buffers
 
 HLO_PASSES = [
     FixedPoint(simplify, constant_fold, cse, dce),
+    split_reductions,
     assign_layouts, cse, dce,
     fuse,
 ]
