@@ -33,7 +33,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def program_of(f, *args):
     """The lowered, memory-planned Program jit would build for ``f`` on
     these numpy arguments."""
-    lowered = tracejit.jit(f).lower(*args)
+    lowered = tracejit.jit(f, backend="cuda").lower(*args)
     return pipeline.to_program(lowered._traced.module)
 
 

@@ -32,7 +32,7 @@ from tracejit.layout.indexing import IndexMap, row_major_strides
 
 
 def program_of(f, *args):
-    lowered = tracejit.jit(f).lower(*args)
+    lowered = tracejit.jit(f, backend="cuda").lower(*args)
     return pipeline.to_program(lowered._traced.module)
 
 

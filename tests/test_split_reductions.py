@@ -74,3 +74,10 @@ def test_three_d_reduction_over_leading_axes():
     assert len(reduced_ops(f, x)) == 2
     np.testing.assert_allclose(jit(f)(x), f(x.astype(np.float64)),
                                rtol=1e-6, atol=1e-5)
+
+
+def test_the_gpu_keeps_one_reduction():
+    """CUDA kernels split reductions across blocks themselves."""
+    x = np.empty((ROWS, COLS), np.float32)
+    text = jit(lambda x: x.sum(), backend="cuda").lower(x).as_text()
+    assert text.count("reduce_sum") == 1

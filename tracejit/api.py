@@ -185,7 +185,7 @@ class Jitted:
         module, weak = trace(flat_fun, specs, _module_name(self.fun))
         self._stats["traces"] += 1
         narrowed = _int32_leaves(module, specs)
-        optimize(module)
+        optimize(module, self.backend)
         traced = _Traced(module, out_tree_box[0], weak, narrowed)
         self._traced[key] = traced
         return traced

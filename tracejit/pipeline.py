@@ -1,7 +1,7 @@
 """The compiler pipeline, readable in one screen.
 
     HLO passes   simplify, constant_fold, cse, dce    (to a fixed point)
-                 split_reductions                      (threads share them)
+                 split_reductions                      (CPU: threads share them)
                  assign_layouts, cse, dce
                  fuse                                  (plan on the module)
     lowering     kernels and library calls per fused group, in the plan's
@@ -31,11 +31,15 @@ HLO_PASSES = [
     assign_layouts, cse, dce,
     fuse,
 ]
+# The GPU splits reductions across blocks inside its own kernels.
+BACKEND_SKIPS = {"cuda": (split_reductions,)}
 
 
-def optimize(module: Module) -> Module:
-    """Run the HLO passes; the module ends with its fusion plan."""
-    return run_pipeline(module, HLO_PASSES)
+def optimize(module: Module, backend: str = "cpu") -> Module:
+    """Run the HLO passes for ``backend``; the module ends with its fusion
+    plan."""
+    skipped = BACKEND_SKIPS.get(backend, ())
+    return run_pipeline(module, [p for p in HLO_PASSES if p not in skipped])
 
 
 def to_program(module: Module) -> Program:
