@@ -41,3 +41,23 @@ settings.register_profile(
     suppress_health_check=_SLOW_CHECKS,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def backend(request):
+    """The backend a test decorated with ``backends.on_backends`` runs on:
+    ``"cpu"``, or ``"cuda"`` where CuPy and a GPU are there (skipped
+    otherwise).  Module-scoped, so CuPy is imported once per module and
+    every later CUDA case of the module re-raises the cached skip."""
+    name = getattr(request, "param", "cpu")
+    if name == "cuda":
+        try:
+            import cupy
+            if cupy.cuda.runtime.getDeviceCount() == 0:
+                pytest.skip("no GPU")
+        except Exception as exc:    # ImportError, or no usable device
+            pytest.skip(f"CuPy or GPU unavailable: {exc}")
+    return name

@@ -43,9 +43,10 @@ from tracejit.tracing.numpy_protocol import (COMPOSED_UFUNCS, FUNCTIONS,
 from strategies import (DTYPES, FLOAT_DTYPES, INT_DTYPES, LAYOUTS, arrays,
                         assert_same, assert_same_aval, assert_ulp,
                         assert_within, axes, broadcast_targets,
-                        broadcastable_shapes, check, compare_ulp,
+                        broadcastable_shapes, compare_ulp,
                         index_keys, reshape_targets, shapes, ulp_distance,
                         with_layout)
+from backends import check_on, on_backends, run_on
 
 jit = tracejit.jit
 
@@ -139,14 +140,15 @@ def _unsupported_by_design(ufunc, dtypes) -> bool:
     return ufunc is np.reciprocal and np.dtype(dtypes[0]).kind in "iub"
 
 
+@on_backends
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ufunc", UNARY, ids=_name)
 @examples(0.4)
 @given(data=st.data())
-def test_unary_ufunc(ufunc, dtype, data):
+def test_unary_ufunc(backend, ufunc, dtype, data):
     x = data.draw(arrays(dtype, shapes()), label="x")
-    check(ufunc, [x], compare_ulp(ufunc_ulp(ufunc)),
-          unsupported=_unsupported_by_design(ufunc, [dtype]))
+    check_on(backend, ufunc, [x], compare_ulp(ufunc_ulp(ufunc)),
+             unsupported=_unsupported_by_design(ufunc, [dtype]))
 
 
 def _fix_operands(ufunc, x, y):
@@ -160,23 +162,25 @@ def _fix_operands(ufunc, x, y):
     return x, y
 
 
+@on_backends
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ufunc", BINARY, ids=_name)
 @examples(0.4)
 @given(data=st.data())
-def test_binary_ufunc(ufunc, dtype, data):
+def test_binary_ufunc(backend, ufunc, dtype, data):
     sx, sy = data.draw(broadcastable_shapes(2), label="shapes")
     x = data.draw(arrays(dtype, sx), label="x")
     y = data.draw(arrays(dtype, sy), label="y")
     x, y = _fix_operands(ufunc, x, y)
     signed = ufunc not in (np.maximum, np.minimum)   # see test_max_min_zero
-    check(ufunc, [x, y], compare_ulp(ufunc_ulp(ufunc), signed))
+    check_on(backend, ufunc, [x, y], compare_ulp(ufunc_ulp(ufunc), signed))
 
 
+@on_backends
 @pytest.mark.parametrize("ufunc", BINARY, ids=_name)
 @examples(0.4)
 @given(data=st.data())
-def test_binary_ufunc_mixed_dtypes(ufunc, data):
+def test_binary_ufunc_mixed_dtypes(backend, ufunc, data):
     """numpy's promotion between two different dtypes."""
     dx = data.draw(st.sampled_from(DTYPES), label="dx")
     dy = data.draw(st.sampled_from(DTYPES), label="dy")
@@ -185,7 +189,7 @@ def test_binary_ufunc_mixed_dtypes(ufunc, data):
     y = data.draw(arrays(dy, sy), label="y")
     x, y = _fix_operands(ufunc, x, y)
     signed = ufunc not in (np.maximum, np.minimum)
-    check(ufunc, [x, y], compare_ulp(ufunc_ulp(ufunc), signed))
+    check_on(backend, ufunc, [x, y], compare_ulp(ufunc_ulp(ufunc), signed))
 
 
 def _python_scalars():
@@ -200,10 +204,11 @@ def _python_scalars():
                                       np.bool_(True), np.float32("nan")]))
 
 
+@on_backends
 @pytest.mark.parametrize("ufunc", BINARY, ids=_name)
 @examples(0.4)
 @given(data=st.data())
-def test_binary_ufunc_python_scalar(ufunc, data):
+def test_binary_ufunc_python_scalar(backend, ufunc, data):
     """Python scalars are weakly typed (NEP 50), on either side; an int
     that does not fit the array's dtype raises OverflowError in both."""
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
@@ -223,31 +228,34 @@ def test_binary_ufunc_python_scalar(ufunc, data):
         x = (x % 81 - 8).astype(x.dtype)
     signed = ufunc not in (np.maximum, np.minimum)
     if swap:
-        check(lambda a: ufunc(s, a), [x], compare_ulp(ufunc_ulp(ufunc),
-                                                       signed),
-              what=f"{_name(ufunc)}({s!r}, x)")
+        check_on(backend, lambda a: ufunc(s, a), [x],
+                 compare_ulp(ufunc_ulp(ufunc), signed),
+                 what=f"{_name(ufunc)}({s!r}, x)")
     else:
-        check(lambda a: ufunc(a, s), [x], compare_ulp(ufunc_ulp(ufunc),
-                                                       signed),
-              what=f"{_name(ufunc)}(x, {s!r})")
+        check_on(backend, lambda a: ufunc(a, s), [x],
+                 compare_ulp(ufunc_ulp(ufunc), signed),
+                 what=f"{_name(ufunc)}(x, {s!r})")
 
 
+@on_backends
 @pytest.mark.parametrize("dtype", DTYPES)
 @examples(0.4)
 @given(data=st.data())
-def test_python_scalar_arguments(dtype, data):
+def test_python_scalar_arguments(backend, dtype, data):
     """Python scalars passed to the jitted function are weak too."""
     x = data.draw(arrays(dtype, shapes(max_dims=2)), label="x")
     s = data.draw(st.one_of(st.booleans(), st.integers(-100, 100),
                             st.floats(-1e3, 1e3)), label="s")
-    check(lambda a, b: a * b + b, [x, s], what=f"x * {s!r} + {s!r}")
-    check(lambda a, b: (a > b, np.maximum(a, b)), [x, s],
-          compare_ulp(0, signed_zeros=False), what=f"x > {s!r}")
+    check_on(backend, lambda a, b: a * b + b, [x, s],
+             what=f"x * {s!r} + {s!r}")
+    check_on(backend, lambda a, b: (a > b, np.maximum(a, b)), [x, s],
+             compare_ulp(0, signed_zeros=False), what=f"x > {s!r}")
 
 
+@on_backends
 @examples(0.5)
 @given(data=st.data())
-def test_captured_constants(data):
+def test_captured_constants(backend, data):
     """numpy arrays captured by the function become constants, whatever
     their layout; outputs may alias inputs, views of them, or constants."""
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
@@ -256,20 +264,22 @@ def test_captured_constants(data):
     value = data.draw(arrays(dtype, sc), label="c")
     layout = data.draw(st.sampled_from(LAYOUTS), label="layout")
     c = with_layout(value, layout)
-    check(lambda a: (np.maximum(a, c), a == c, c), [x],
-          compare_ulp(0, signed_zeros=False), what=f"x vs {layout} const")
-    check(lambda a: (a, a, a.T, a[::-1] if a.ndim else a, 3, 2.5, True),
-          [x], what="aliased outputs")
+    check_on(backend, lambda a: (np.maximum(a, c), a == c, c), [x],
+             compare_ulp(0, signed_zeros=False), what=f"x vs {layout} const")
+    check_on(backend,
+             lambda a: (a, a, a.T, a[::-1] if a.ndim else a, 3, 2.5, True),
+             [x], what="aliased outputs")
 
 
-def test_max_min_zero():
+@on_backends
+def test_max_min_zero(backend):
     """maximum/minimum of +0.0 and -0.0: numpy's answer depends on its code
     path (SIMD or scalar), so the tests above compare zeros unsigned; here
     only that the result is a zero."""
     x = np.array([0.0, -0.0, 0.0, -0.0])
     y = np.array([-0.0, 0.0, 0.0, -0.0])
     for f in (np.maximum, np.minimum):
-        out = jit(f)(x, y)
+        out = run_on(backend, f, x, y)
         assert np.all(out == 0) and out.dtype == np.float64
 
 
@@ -297,10 +307,11 @@ OPERATORS = {
 OPERATOR_ULP = {"x ** 2": 2, "x ** y": 2, "2 ** x": 2}
 
 
+@on_backends
 @pytest.mark.parametrize("name", list(OPERATORS))
 @examples(0.4)
 @given(data=st.data())
-def test_operator(name, data):
+def test_operator(backend, name, data):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     sx, sy = data.draw(broadcastable_shapes(2, max_dims=3), label="shapes")
     x = data.draw(arrays(dtype, sx), label="x")
@@ -310,12 +321,13 @@ def test_operator(name, data):
     if "<<" in name or ">>" in name:
         if dtype in INT_DTYPES:
             x, y = (x % 81 - 8).astype(dtype), (y % 81 - 8).astype(dtype)
-    check(OPERATORS[name], [x, y], compare_ulp(OPERATOR_ULP.get(name, 0)),
-          what=name)
+    check_on(backend, OPERATORS[name], [x, y],
+             compare_ulp(OPERATOR_ULP.get(name, 0)), what=name)
 
 
+@on_backends
 @pytest.mark.parametrize("a_dtype", INT_DTYPES + FLOAT_DTYPES)
-def test_division_edge_cases(a_dtype):
+def test_division_edge_cases(backend, a_dtype):
     """Integer division and remainder by zero give 0, MIN // -1 wraps to
     MIN, MIN % -1 is 0; float division follows numpy's divmod (signs of
     zeros, infinities, NaN).  Every pair of special values."""
@@ -331,53 +343,60 @@ def test_division_edge_cases(a_dtype):
     x = np.array([a for a in vals for _ in vals], a_dtype)
     y = np.array([b for _ in vals for b in vals], a_dtype)
     for ufunc in (np.floor_divide, np.remainder, np.true_divide):
-        check(ufunc, [x, y], compare_ulp(0), what=_name(ufunc))
-    check(lambda a, b: (a // b, a % b), [x, y], what="(x // y, x % y)")
+        check_on(backend, ufunc, [x, y], compare_ulp(0), what=_name(ufunc))
+    check_on(backend, lambda a, b: (a // b, a % b), [x, y],
+             what="(x // y, x % y)")
     if a_dtype in INT_DTYPES:
         info = np.iinfo(a_dtype)
-        out = jit(lambda a, b: (a // b, a % b))(
-            np.array([info.min, 5], a_dtype), np.array([-1, 0], a_dtype))
+        out = run_on(backend, lambda a, b: (a // b, a % b),
+                     np.array([info.min, 5], a_dtype),
+                     np.array([-1, 0], a_dtype))
         assert out[0].tolist() == [info.min, 0]
         assert out[1].tolist() == [0, 0]
 
 
+@on_backends
 @pytest.mark.parametrize("dtype", INT_DTYPES)
-def test_integer_edge_cases(dtype):
+def test_integer_edge_cases(backend, dtype):
     """Wrapping abs/negative of MIN, powers, shifts at every count."""
     info = np.iinfo(dtype)
     bits = np.dtype(dtype).itemsize * 8
     x = np.array([info.min, info.max, -1, 0, 1, -7, 12345], dtype)
-    check(lambda a: (np.abs(a), -a, np.sign(a), ~a, a * a, a + a,
-                     a - info.max), [x])
+    check_on(backend, lambda a: (np.abs(a), -a, np.sign(a), ~a, a * a,
+                                 a + a, a - info.max), [x])
     counts = np.arange(-3, bits + 4, dtype=dtype)
     xs, cs = np.broadcast_arrays(x[:, None], counts[None, :])
-    check(lambda a, c: (a << c, a >> c), [xs.copy(), cs.copy()])
+    check_on(backend, lambda a, c: (a << c, a >> c), [xs.copy(), cs.copy()])
     exps = np.arange(0, 66, dtype=dtype)
     bases = np.array([0, 1, -1, 2, -2, 3, info.max, info.min], dtype)
     bs, es = np.broadcast_arrays(bases[:, None], exps[None, :])
-    check(np.power, [bs.copy(), es.copy()])
+    check_on(backend, np.power, [bs.copy(), es.copy()])
 
 
 # ---- where, astype, clip, broadcast_to --------------------------------------
 
+@on_backends
 @examples(1.0)
 @given(data=st.data())
-def test_where(data):
+def test_where(backend, data):
     shapes3 = data.draw(broadcastable_shapes(3), label="shapes")
     dc, dx, dy = (data.draw(st.sampled_from(DTYPES), label=n)
                   for n in ("dc", "dx", "dy"))
     c = data.draw(arrays(dc, shapes3[0]), label="c")
     x = data.draw(arrays(dx, shapes3[1]), label="x")
     y = data.draw(arrays(dy, shapes3[2]), label="y")
-    check(np.where, [c, x, y])
+    check_on(backend, np.where, [c, x, y])
     s = data.draw(_python_scalars(), label="scalar")
-    check(lambda c, x: np.where(c, x, s), [c, x], what=f"where(c, x, {s!r})")
-    check(lambda c, x: np.where(c, s, x), [c, x], what=f"where(c, {s!r}, x)")
+    check_on(backend, lambda c, x: np.where(c, x, s), [c, x],
+             what=f"where(c, x, {s!r})")
+    check_on(backend, lambda c, x: np.where(c, s, x), [c, x],
+             what=f"where(c, {s!r}, x)")
 
 
-def test_where_one_argument_is_refused():
+@on_backends
+def test_where_one_argument_is_refused(backend):
     with pytest.raises(tracejit.UnsupportedError):
-        jit(lambda c: np.where(c))(np.ones(3, bool))
+        run_on(backend, lambda c: np.where(c), np.ones(3, bool))
 
 
 def _castable(x: np.ndarray, dst: str) -> np.ndarray:
@@ -392,29 +411,32 @@ def _castable(x: np.ndarray, dst: str) -> np.ndarray:
     return np.where(ok, x, 0).astype(x.dtype)
 
 
+@on_backends
 @pytest.mark.parametrize("dst", DTYPES)
 @pytest.mark.parametrize("src", DTYPES)
 @examples(0.3)
 @given(data=st.data())
-def test_astype(src, dst, data):
+def test_astype(backend, src, dst, data):
     x = _castable(data.draw(arrays(src, shapes()), label="x"), dst)
-    check(lambda a: a.astype(dst), [x], what=f"x.astype({dst})")
-    check(lambda a: np.astype(a, np.dtype(dst)), [x],
-          what=f"np.astype(x, {dst})")
+    check_on(backend, lambda a: a.astype(dst), [x], what=f"x.astype({dst})")
+    check_on(backend, lambda a: np.astype(a, np.dtype(dst)), [x],
+             what=f"np.astype(x, {dst})")
 
 
 @pytest.mark.parametrize("dst", ["float16", "int8", "uint8", "uint64",
                                  "complex64"])
-def test_astype_unsupported_dtype(dst):
+@on_backends
+def test_astype_unsupported_dtype(backend, dst):
     """numpy computes these; jit refuses with UnsupportedError (a
     TypeError), naming the dtype."""
     with pytest.raises(tracejit.UnsupportedError, match=dst):
-        jit(lambda a: a.astype(dst))(np.ones(3))
+        run_on(backend, lambda a: a.astype(dst), np.ones(3))
 
 
+@on_backends
 @examples(0.5)
 @given(data=st.data())
-def test_clip(data):
+def test_clip(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES[1:]), label="dtype")
     x = data.draw(arrays(dtype, shapes()), label="x")
     lo = data.draw(st.one_of(st.none(), st.integers(-5, 5),
@@ -422,23 +444,24 @@ def test_clip(data):
     hi = data.draw(st.one_of(st.none(), st.integers(-5, 5),
                              st.floats(-5, 5)), label="hi")
     assume(lo is not None or hi is not None)
-    check(lambda a: np.clip(a, lo, hi), [x], compare_ulp(0, False),
-          what=f"clip(x, {lo}, {hi})")
+    check_on(backend, lambda a: np.clip(a, lo, hi), [x], compare_ulp(0, False),
+             what=f"clip(x, {lo}, {hi})")
 
 
+@on_backends
 @examples(1.0)
 @given(data=st.data())
-def test_broadcast_to(data):
+def test_broadcast_to(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     x = data.draw(arrays(dtype, shapes(max_dims=3)), label="x")
     target = data.draw(broadcast_targets(x.shape), label="target")
-    check(lambda a: np.broadcast_to(a, target), [x],
-          what=f"broadcast_to(x, {target})")
-    check(lambda a: np.broadcast_to(a, list(target)) * 2, [x],
-          what=f"broadcast_to(x, {list(target)}) * 2")
+    check_on(backend, lambda a: np.broadcast_to(a, target), [x],
+             what=f"broadcast_to(x, {target})")
+    check_on(backend, lambda a: np.broadcast_to(a, list(target)) * 2, [x],
+             what=f"broadcast_to(x, {list(target)}) * 2")
     bad = data.draw(shapes(max_dims=3), label="maybe bad target")
-    check(lambda a: np.broadcast_to(a, bad), [x],
-          what=f"broadcast_to(x, {bad})")
+    check_on(backend, lambda a: np.broadcast_to(a, bad), [x],
+             what=f"broadcast_to(x, {bad})")
 
 
 # ---- reductions -------------------------------------------------------------
@@ -493,11 +516,12 @@ def reduction_compare(kind: str, axis, keepdims: bool, count: int):
     return compare
 
 
+@on_backends
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(REDUCERS))
 @examples(0.6)
 @given(data=st.data())
-def test_reduction(name, dtype, data):
+def test_reduction(backend, name, dtype, data):
     kind = name.split(".")[1].lstrip("a")       # amax -> max
     shape = data.draw(shapes(), label="shape")
     axis = data.draw(axes(len(shape)), label="axis")
@@ -540,31 +564,34 @@ def test_reduction(name, dtype, data):
             # the quotient is cast back to int: keep it below 2**63
             x = (x % 2**20).astype(dtype)
     reducer = REDUCERS[name]
-    check(lambda a: reducer(a, kw), [x],
-          reduction_compare(kind, axis, keepdims, count),
-          what=f"{name}(x, {kw})")
+    check_on(backend, lambda a: reducer(a, kw), [x],
+             reduction_compare(kind, axis, keepdims, count),
+             what=f"{name}(x, {kw})")
 
 
 def _arrays_from(dtype, shape, elems):
     return hnp.arrays(np.dtype(dtype), shape, elements=elems)
 
 
-def test_reduction_of_empty():
+@on_backends
+def test_reduction_of_empty(backend):
     """sum/prod of nothing give the identity, mean NaN, max/min raise."""
     x = np.zeros((0, 3), np.float32)
-    check(lambda a: (a.sum(), a.sum(axis=0), a.prod(axis=0), a.mean(axis=0),
-                     a.sum(axis=1), a.mean(axis=1)), [x])
+    check_on(backend, lambda a: (a.sum(), a.sum(axis=0), a.prod(axis=0),
+                                 a.mean(axis=0), a.sum(axis=1),
+                                 a.mean(axis=1)), [x])
     for f in (lambda a: a.max(), lambda a: np.min(a, axis=0)):
         with pytest.raises(ValueError):
-            jit(f)(x)
-    check(lambda a: a.max(axis=1), [x])
+            run_on(backend, f, x)
+    check_on(backend, lambda a: a.max(axis=1), [x])
 
 
 # ---- shapes: reshape, transpose, indexing, expand/squeeze -------------------
 
+@on_backends
 @examples(2.0)
 @given(data=st.data())
-def test_reshape(data):
+def test_reshape(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     x = data.draw(arrays(dtype, shapes()), label="x")
     target = data.draw(reshape_targets(x.shape), label="target")
@@ -576,44 +603,49 @@ def test_reshape(data):
         f = lambda a: a.reshape(*target) if target else a.reshape(())  # noqa
     else:
         f = lambda a: np.reshape(a, target)         # noqa: E731
-    check(f, [x], what=f"reshape {form} {target}")
-    check(lambda a: (a.reshape(-1), a.flatten(), a.ravel()), [x],
-          what="reshape(-1), flatten, ravel")
+    check_on(backend, f, [x], what=f"reshape {form} {target}")
+    check_on(backend, lambda a: (a.reshape(-1), a.flatten(), a.ravel()), [x],
+             what="reshape(-1), flatten, ravel")
     bad = data.draw(shapes(), label="maybe bad target")
-    check(lambda a: a.reshape(bad), [x], what=f"reshape {bad}")
+    check_on(backend, lambda a: a.reshape(bad), [x], what=f"reshape {bad}")
 
 
+@on_backends
 @examples(1.0)
 @given(data=st.data())
-def test_transpose(data):
+def test_transpose(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     x = data.draw(arrays(dtype, shapes()), label="x")
     nd = x.ndim
     perm = data.draw(st.permutations(range(nd)), label="perm")
     perm = tuple(p - nd if data.draw(st.booleans()) else p for p in perm)
-    check(lambda a: (a.T, np.transpose(a), np.transpose(a, perm),
-                     a.transpose(perm), a.transpose(*perm) if perm else
-                     a.transpose()), [x], what=f"transpose {perm}")
-    check(lambda a: a.T + 1, [x], what="x.T + 1")
+    check_on(backend, lambda a: (a.T, np.transpose(a), np.transpose(a, perm),
+                                 a.transpose(perm), a.transpose(*perm) if
+                                 perm else a.transpose()), [x],
+             what=f"transpose {perm}")
+    check_on(backend, lambda a: a.T + 1, [x], what="x.T + 1")
     if nd >= 2:     # a repeated axis: ValueError in both
         bad = (0, 0) + tuple(range(2, nd))
-        check(lambda a: np.transpose(a, bad), [x], what=f"transpose {bad}")
+        check_on(backend, lambda a: np.transpose(a, bad), [x],
+                 what=f"transpose {bad}")
 
 
+@on_backends
 @examples(3.0)
 @given(data=st.data())
-def test_getitem(data):
+def test_getitem(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     x = data.draw(arrays(dtype, shapes()), label="x")
     key = data.draw(index_keys(x.shape), label="key")
-    check(lambda a: a[key], [x], what=f"x[{key}]")
-    check(lambda a: a[key] * 2 if dtype != "bool" else ~a[key], [x],
-          what=f"x[{key}] * 2")
+    check_on(backend, lambda a: a[key], [x], what=f"x[{key}]")
+    check_on(backend, lambda a: a[key] * 2 if dtype != "bool" else ~a[key],
+             [x], what=f"x[{key}] * 2")
 
 
+@on_backends
 @examples(0.5)
 @given(data=st.data())
-def test_getitem_chained_and_iteration(data):
+def test_getitem_chained_and_iteration(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     x = data.draw(arrays(dtype, shapes(min_dims=1)), label="x")
     k1 = data.draw(index_keys(x.shape), label="key1")
@@ -622,44 +654,50 @@ def test_getitem_chained_and_iteration(data):
     except IndexError:
         return
     k2 = data.draw(index_keys(shape1), label="key2")
-    check(lambda a: a[k1][k2], [x], what=f"x[{k1}][{k2}]")
-    check(lambda a: (len(a),) + tuple(a), [x], what="len, iteration")
+    check_on(backend, lambda a: a[k1][k2], [x], what=f"x[{k1}][{k2}]")
+    check_on(backend, lambda a: (len(a),) + tuple(a), [x],
+             what="len, iteration")
 
 
-def test_getitem_refuses_advanced_indexing():
+@on_backends
+def test_getitem_refuses_advanced_indexing(backend):
     x = np.arange(6.0)
     for key in ([0, 1], np.array([1, 2]), np.ones(6, bool)):
         with pytest.raises(tracejit.UnsupportedError):
-            jit(lambda a: a[key])(x)
+            run_on(backend, lambda a: a[key], x)
     with pytest.raises(IndexError):
-        jit(lambda a: a[..., ...])(x)
+        run_on(backend, lambda a: a[..., ...], x)
 
 
+@on_backends
 @examples(1.0)
 @given(data=st.data())
-def test_expand_dims_squeeze(data):
+def test_expand_dims_squeeze(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     x = data.draw(arrays(dtype, shapes(max_side=2)), label="x")
     nd = x.ndim
     ax = data.draw(st.integers(-nd - 2, nd + 1) | st.lists(
         st.integers(-nd - 1, nd), min_size=1, max_size=2).map(tuple),
         label="expand axis")
-    check(lambda a: np.expand_dims(a, ax), [x], what=f"expand_dims {ax}")
+    check_on(backend, lambda a: np.expand_dims(a, ax), [x],
+             what=f"expand_dims {ax}")
     sq = data.draw(st.none() | st.integers(-nd - 1, nd) if nd else
                    st.none(), label="squeeze axis")
-    check(lambda a: (np.squeeze(a, sq), a.squeeze(sq), a.squeeze()), [x],
-          what=f"squeeze {sq}")
+    check_on(backend,
+             lambda a: (np.squeeze(a, sq), a.squeeze(sq), a.squeeze()), [x],
+             what=f"squeeze {sq}")
 
 
+@on_backends
 @examples(0.5)
 @given(data=st.data())
-def test_ndim_shape_size(data):
+def test_ndim_shape_size(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES[1:]), label="dtype")
     x = data.draw(arrays(dtype, shapes()), label="x")
-    check(lambda a: (a * np.ndim(a), a + np.size(a),
-                     np.reshape(a, np.shape(a)[::-1]),
-                     a.size + a.ndim + len(a.shape)), [x],
-          what="ndim/size/shape")
+    check_on(backend, lambda a: (a * np.ndim(a), a + np.size(a),
+                                 np.reshape(a, np.shape(a)[::-1]),
+                                 a.size + a.ndim + len(a.shape)), [x],
+             what="ndim/size/shape")
 
 
 # ---- matrix products --------------------------------------------------------
@@ -683,10 +721,11 @@ def matmul_compare(actual, expected, what, args):
     assert_within(actual, expected, bound, f"{what} (bound 2*k*eps*|a||b|)")
 
 
+@on_backends
 @pytest.mark.parametrize("name", list(MATMULS))
 @examples(1.0)
 @given(data=st.data())
-def test_matmul(name, data):
+def test_matmul(backend, name, data):
     da = data.draw(st.sampled_from(DTYPES), label="da")
     db = data.draw(st.sampled_from([da] * 3 + list(DTYPES)), label="db")
     m, k, n = (data.draw(st.integers(0, 5), label=c) for c in "mkn")
@@ -703,12 +742,14 @@ def test_matmul(name, data):
                   label="a")
     b = data.draw(arrays(db, sb, **(kw if db in FLOAT_DTYPES else {})),
                   label="b")
-    check(MATMULS[name], [a, b], matmul_compare, what=f"{name} {sa} {sb}")
+    check_on(backend, MATMULS[name], [a, b], matmul_compare,
+             what=f"{name} {sa} {sb}")
 
 
-def test_matmul_refuses_higher_ranks():
+@on_backends
+def test_matmul_refuses_higher_ranks(backend):
     with pytest.raises(tracejit.UnsupportedError):
-        jit(np.matmul)(np.ones((2, 2, 2)), np.ones((2, 2)))
+        run_on(backend, np.matmul, np.ones((2, 2, 2)), np.ones((2, 2)))
 
 
 # ---- accuracy of the transcendental functions -------------------------------
@@ -744,10 +785,14 @@ ACCURACY_CASES = [("exp", np.exp), ("log", np.log), ("tanh", np.tanh),
 PRIM_OF = {"exp": "exp", "log": "log", "tanh": "tanh", "sin": "sine",
            "expm1": "expm1", "log1p": "log1p",
            "cos": "cosine", "sqrt": "sqrt"}
+# (name, dtype) -> a looser bound for the CUDA backend (libdevice), each
+# with the measured reason; the table's bound holds for all others
+CUDA_ULP: dict = {}
 
 
+@on_backends
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_transcendental_accuracy(dtype, capsys):
+def test_transcendental_accuracy(backend, dtype, capsys):
     """Max ULP error vs numpy on ~1e5 inputs plus edge cases (0, -0, inf,
     -inf, NaN, denormals, large arguments), within the table's bound."""
     lines = []
@@ -755,9 +800,11 @@ def test_transcendental_accuracy(dtype, capsys):
     for name, fn in ACCURACY_CASES:
         x = _accuracy_inputs(name, dtype)
         bound = PRIMITIVES[PRIM_OF[name]].ulp
+        if backend == "cuda":
+            bound = CUDA_ULP.get((name, dtype), bound)
         with np.errstate(all="ignore"):
             expected = fn(x)
-        actual = jit(fn)(x)
+        actual = run_on(backend, fn, x)
         assert_same_aval(actual, expected, name)
         dist = ulp_distance(actual, expected)
         worst = int(dist.max())
@@ -766,8 +813,9 @@ def test_transcendental_accuracy(dtype, capsys):
         detail = (f"worst at x={x[where]!r} (jit {actual[where]!r}, "
                   f"numpy {expected[where]!r})" if worst else
                   "bit-identical to numpy")
-        lines.append(f"{name:5s} {dtype}: max {worst} ULP (bound {bound}), "
-                     f"mean {mean:.4f} ULP over {x.size} inputs; {detail}")
+        lines.append(f"{name:5s} {dtype} {backend}: max {worst} ULP "
+                     f"(bound {bound}), mean {mean:.4f} ULP over {x.size} "
+                     f"inputs; {detail}")
         if worst > bound:
             failures.append(lines[-1])
     with capsys.disabled():

@@ -36,15 +36,14 @@ from hypothesis import given, note, reject, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import tracejit
 from tracejit.hlo import evaluate
 from tracejit.hlo.primitives import PRIMITIVES
 
 from strategies import (DTYPES, SUPPORTED, FLOAT_DTYPES, assert_same,
                         assert_within, axes, broadcast_targets,
-                        broadcastable_shapes, call_jitted, check, elements,
-                        index_keys, known_bug, layout_variants,
-                        reshape_targets)
+                        broadcastable_shapes, call_jitted, elements,
+                        index_keys, known_bug, reshape_targets)
+from backends import check_on, host, jit_on, laid_out, on_backends
 MAX_SIZE = 4096
 MAX_RANK = 6
 
@@ -521,7 +520,7 @@ def compare_outputs(actual, pool, program, what):
             assert_same(a, v.x, where)
 
 
-def check_program(data, elementwise_only: bool):
+def check_program(data, elementwise_only: bool, backend: str = "cpu"):
     xs = data.draw(program_inputs(elementwise_only), label="inputs")
     program, pool = build_program(data.draw, xs, elementwise_only)
     note(program.text())
@@ -534,14 +533,16 @@ def check_program(data, elementwise_only: bool):
         assert_same(np.asarray(e), pool[k].x, f"numpy rerun of v{k}",
                     signed_zeros=False)
 
-    jitted = tracejit.jit(program)
-    for label, laid in layout_variants(xs):
-        actual = call_jitted(jitted, laid)
-        compare_outputs(actual, pool, program, f"jit [{label}]")
+    jitted = jit_on(backend, program)
+    for label, _, passed in laid_out(backend, xs):
+        actual = host(backend, call_jitted(jitted, passed))
+        compare_outputs(actual, pool, program, f"jit {backend} [{label}]")
     for x, c in zip(xs, copies):
         assert np.array_equal(x, c, equal_nan=x.dtype.kind == "f"), \
             "jit modified its input"
     assert jitted.cache_info().compiles == 1, jitted.cache_info()
+    if backend != "cpu":
+        return      # the traced module does not depend on the backend
 
     # the reference interpreter on the traced (optimized) module
     try:
@@ -558,27 +559,31 @@ def check_program(data, elementwise_only: bool):
 PROGRAMS = max(300, settings().max_examples * 12)
 
 
+@on_backends
 @settings(max_examples=PROGRAMS)
 @given(data=st.data())
-def test_random_programs(data):
+def test_random_programs(backend, data):
     """300 random programs in the ci profile (the acceptance test asks for
     at least 200), 12x the profile's max_examples otherwise."""
-    check_program(data, elementwise_only=False)
+    check_program(data, elementwise_only=False, backend=backend)
 
 
+@on_backends
 @settings(max_examples=max(50, PROGRAMS // 4))
 @given(data=st.data())
-def test_random_elementwise_programs_with_nan(data):
+def test_random_elementwise_programs_with_nan(backend, data):
     """Elementwise-only programs over inputs holding NaN and infinities."""
-    check_program(data, elementwise_only=True)
+    check_program(data, elementwise_only=True, backend=backend)
 
 
 @pytest.mark.slow
+@on_backends
 @settings(max_examples=max(5000, PROGRAMS * 4), derandomize=False)
 @given(data=st.data())
-def test_random_programs_slow(data):
+def test_random_programs_slow(backend, data):
     """Thousands of random programs, randomized (``-m slow``)."""
-    check_program(data, elementwise_only=data.draw(st.booleans()))
+    check_program(data, elementwise_only=data.draw(st.booleans()),
+                  backend=backend)
 
 
 # ---- composite patterns ---------------------------------------------------------
@@ -634,11 +639,12 @@ def _relative(rtol_ulps: float, eps_dtype=None):
     return compare
 
 
+@on_backends
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("name", list(PATTERNS))
 @settings(max_examples=max(5, settings().max_examples // 2))
 @given(data=st.data())
-def test_composite_pattern(name, dtype, data):
+def test_composite_pattern(backend, name, dtype, data):
     m = data.draw(st.integers(0, 5), label="m")
     n = data.draw(st.integers(0, 5), label="n")
     elems = elements(dtype, special=False, max_magnitude=5.0)
@@ -646,5 +652,5 @@ def test_composite_pattern(name, dtype, data):
                   label="x")
     y = data.draw(hnp.arrays(np.dtype(dtype), (n,), elements=elems),
                   label="y")
-    check(PATTERNS[name], [x, y], _relative(64, EPS_DTYPE.get(name)),
-          what=name)
+    check_on(backend, PATTERNS[name], [x, y],
+             _relative(64, EPS_DTYPE.get(name)), what=name)
