@@ -189,3 +189,23 @@ def _check_once(backend, f, jitted, xs, passed, compare, what, unsupported):
                 f"{what} output {n}", xs)
     _assert_unchanged(xs, copies, what)
     _assert_device_unchanged(passed, xs, what)
+
+
+# ---- programs the CUDA tests build without a GPU --------------------------
+def program_of(f, *args):
+    """The lowered, memory-planned Program ``jit(f, backend="cuda")``
+    would run on these numpy arguments (tracing needs no GPU)."""
+    from tracejit import pipeline
+    lowered = tracejit.jit(f, backend="cuda").lower(*args)
+    return pipeline.to_program(lowered._traced.module)
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def layernorm(x, g, b):
+    m = x.mean(-1, keepdims=True)
+    v = ((x - m) ** 2).mean(-1, keepdims=True)
+    return (x - m) / np.sqrt(v + 1e-5) * g + b

@@ -54,10 +54,24 @@ def backend(request):
     every later CUDA case of the module re-raises the cached skip."""
     name = getattr(request, "param", "cpu")
     if name == "cuda":
-        try:
-            import cupy
-            if cupy.cuda.runtime.getDeviceCount() == 0:
-                pytest.skip("no GPU")
-        except Exception as exc:    # ImportError, or no usable device
-            pytest.skip(f"CuPy or GPU unavailable: {exc}")
+        cupy_or_skip()
     return name
+
+
+def cupy_or_skip():
+    """CuPy, or a skip of the calling test when CuPy or a GPU is missing."""
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() == 0:
+            pytest.skip("no GPU")
+    except pytest.skip.Exception:
+        raise
+    except Exception as exc:    # ImportError, or no usable device
+        pytest.skip(f"CuPy or GPU unavailable: {exc}")
+    return cupy
+
+
+@pytest.fixture(scope="module")
+def cp():
+    """CuPy for GPU tests (skipped without CuPy or a GPU)."""
+    return cupy_or_skip()

@@ -43,15 +43,6 @@ def test_cuda_backend_without_cupy_says_so(monkeypatch):
         jit(lambda x: x * 2, backend="cuda")(np.ones(4, np.float32))
 
 
-@pytest.fixture(scope="module")
-def cp():
-    try:
-        import cupy
-        if cupy.cuda.runtime.getDeviceCount() == 0:
-            pytest.skip("no GPU")
-    except Exception as exc:    # ImportError, or no usable device
-        pytest.skip(f"CuPy or GPU unavailable: {exc}")
-    return cupy
 
 
 @pytest.mark.cuda

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 import tracejit
-from tracejit import pipeline
 from tracejit.backends.cuda import executable as cuda_exec
 from tracejit.backends.cuda import (CudaCompileError, CudaExecutable,
                                     CudaOutOfMemory, CudaUnavailable,
@@ -30,22 +29,7 @@ from tracejit.fusion.program import LibraryStep
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def program_of(f, *args):
-    """The lowered, memory-planned Program jit would build for ``f`` on
-    these numpy arguments."""
-    lowered = tracejit.jit(f, backend="cuda").lower(*args)
-    return pipeline.to_program(lowered._traced.module)
-
-
-def softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def layernorm(x, g, b):
-    m = x.mean(-1, keepdims=True)
-    v = ((x - m) ** 2).mean(-1, keepdims=True)
-    return (x - m) / np.sqrt(v + 1e-5) * g + b
+from backends import layernorm, program_of, softmax  # noqa: E402
 
 
 def mlp(x, w1, b1, w2):
@@ -119,18 +103,6 @@ def test_row_kernel_launches():
 # --------------------------------------------------------------------------
 # On the GPU.
 
-@pytest.fixture(scope="module")
-def cp():
-    try:
-        import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install
-        pytest.skip(f"CuPy unavailable: {exc}")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() == 0:
-            pytest.skip("no GPU")
-    except Exception as exc:
-        pytest.skip(f"no usable GPU: {exc}")
-    return cupy
 
 
 def run_cuda(cp, f, *args, device_args=None):

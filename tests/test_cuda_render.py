@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import tracejit
+from conftest import cupy_or_skip
 
 from tracejit.backends.cuda import render_kernel, render_module
 from tracejit.backends.cuda import executable as cuda_exec
@@ -645,15 +646,7 @@ class CupyRunner:
 
 
 def _cupy_or_skip():
-    try:
-        import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install
-        pytest.skip(f"CuPy unavailable: {exc}")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() == 0:
-            pytest.skip("no GPU")
-    except Exception as exc:
-        pytest.skip(f"no usable GPU: {exc}")
+    cupy_or_skip()
 
 
 def _strided_copy(xp, a):

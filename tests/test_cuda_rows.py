@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import tracejit
-from tracejit import pipeline
 from tracejit.backends.cuda import executable as cuda_exec
 from tracejit.backends.cuda import (render_kernel, render_module,
                                     render_program, rowplan)
@@ -31,20 +30,7 @@ from tracejit.fusion.kernel import (BufferArg, Kernel, Reduction, ScalarOp,
 from tracejit.layout.indexing import IndexMap, row_major_strides
 
 
-def program_of(f, *args):
-    lowered = tracejit.jit(f, backend="cuda").lower(*args)
-    return pipeline.to_program(lowered._traced.module)
-
-
-def softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def layernorm(x, g, b):
-    m = x.mean(-1, keepdims=True)
-    v = ((x - m) ** 2).mean(-1, keepdims=True)
-    return (x - m) / np.sqrt(v + 1e-5) * g + b
+from backends import layernorm, program_of, softmax  # noqa: E402
 
 
 def variance(x):
@@ -396,18 +382,6 @@ def test_row_scratch_in_global_memory_emulated(tmp_path):
 # --------------------------------------------------------------------------
 # On the GPU.
 
-@pytest.fixture(scope="module")
-def cp():
-    try:
-        import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install
-        pytest.skip(f"CuPy unavailable: {exc}")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() == 0:
-            pytest.skip("no GPU")
-    except Exception as exc:
-        pytest.skip(f"no usable GPU: {exc}")
-    return cupy
 
 
 def check(cp, f, *args, rtol=2e-6, atol=1e-6):
