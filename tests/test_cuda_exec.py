@@ -19,7 +19,6 @@ import time
 import numpy as np
 import pytest
 
-import tracejit
 from tracejit.backends.cuda import executable as cuda_exec
 from tracejit.backends.cuda import (CudaCompileError, CudaExecutable,
                                     CudaOutOfMemory, CudaUnavailable,
