@@ -492,7 +492,11 @@ def check(f, args, compare=EXACT, what: str = "", layouts: bool = True,
         _check_once(f, jitted, xs, compare, f"{what} [{label}]", unsupported)
 
 
-def _check_once(f, jitted, xs, compare, what, unsupported):
+def _check_once(f, jitted, xs, compare, what, unsupported, passed=None,
+                fetch=lambda out: out):
+    """jit on ``passed`` (default ``xs``: the arguments as the backend takes
+    them), numpy on ``xs``; ``fetch`` brings jit's result to the host."""
+    passed = xs if passed is None else passed
     copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a
               for a in xs]
     try:
@@ -501,16 +505,16 @@ def _check_once(f, jitted, xs, compare, what, unsupported):
     except Exception as err:       # numpy refuses: jit must refuse alike
         kind = _error_kind(err)
         with pytest.raises(kind):
-            call_jitted(jitted, xs)
+            call_jitted(jitted, passed)
         _assert_unchanged(xs, copies, what)
         return
     expected_leaves = [np.asarray(e) for e in _leaves(expected)]
     if unsupported or any(e.dtype.name not in SUPPORTED
                           for e in expected_leaves):
         with pytest.raises(tracejit.UnsupportedError):
-            call_jitted(jitted, xs)
+            call_jitted(jitted, passed)
         return
-    actual = call_jitted(jitted, xs)
+    actual = fetch(call_jitted(jitted, passed))
     actual_leaves = _leaves(actual)
     assert len(actual_leaves) == len(expected_leaves), what
     for n, (a, e) in enumerate(zip(actual_leaves, expected_leaves)):

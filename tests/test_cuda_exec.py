@@ -28,7 +28,8 @@ from tracejit.fusion.program import LibraryStep
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-from backends import layernorm, program_of, softmax  # noqa: E402
+from backends import (device_ms, layernorm, program_of,  # noqa: E402
+                      softmax)
 
 
 def mlp(x, w1, b1, w2):
@@ -370,18 +371,6 @@ def _host_times(fn, n=1000):
     return statistics.median(times) * 1e6
 
 
-def _device_ms(cp, fn, n=20):
-    start, stop = cp.cuda.Event(), cp.cuda.Event()
-    times = []
-    for _ in range(n):
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop))
-    return statistics.median(times)
-
-
 def measure() -> None:
     import cupy as cp
     small = cp.arange(8, dtype=cp.float32)
@@ -412,12 +401,12 @@ def measure() -> None:
     exe = CudaExecutable(program_of(lambda x: x * 2 + 1,
                                     np.empty(n, np.float32)))
     exe([big])
-    ours = _device_ms(cp, lambda: exe([big]))
-    cupy_ms = _device_ms(cp, lambda: big * 2 + 1)
+    ours = device_ms(cp, lambda: exe([big]))
+    cupy_ms = device_ms(cp, lambda: big * 2 + 1)
     gib = 1 << 30
     src, dst = cp.ones(gib // 4, cp.float32), cp.empty(gib // 4, cp.float32)
     cp.copyto(dst, src)
-    copy_ms = _device_ms(cp, lambda: cp.copyto(dst, src))
+    copy_ms = device_ms(cp, lambda: cp.copyto(dst, src))
     bandwidth = 2 * gib / (copy_ms / 1e3)            # read + write, B/s
     floor = 2 * 4 * n / bandwidth * 1e3
     print(f"x*2+1 on 2**26 float32 (median of 20): {ours:.3f} ms "

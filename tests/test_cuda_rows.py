@@ -15,6 +15,7 @@ its parts; ``--sweep`` also times other launch and layout constants.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 
@@ -30,7 +31,10 @@ from tracejit.fusion.kernel import (BufferArg, Kernel, Reduction, ScalarOp,
 from tracejit.layout.indexing import IndexMap, row_major_strides
 
 
-from backends import layernorm, program_of, softmax  # noqa: E402
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from backends import (device_ms, layernorm, program_of,  # noqa: E402
+                      softmax)
 
 
 def variance(x):
@@ -535,25 +539,13 @@ def test_no_per_thread_local_memory(cp):
 # --------------------------------------------------------------------------
 # Timings: python tests/test_cuda_rows.py [--sweep]
 
-def _device_ms(cp, fn, n=20):
-    start, stop = cp.cuda.Event(), cp.cuda.Event()
-    times = []
-    for _ in range(n):
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop))
-    return statistics.median(times)
-
-
 def _bandwidth(cp) -> float:
     """Device copy bandwidth (bytes read + written per second), from a
     1 GiB cupy.copyto."""
     gib = 1 << 30
     src, dst = cp.ones(gib // 4, cp.float32), cp.empty(gib // 4, cp.float32)
     cp.copyto(dst, src)
-    ms = _device_ms(cp, lambda: cp.copyto(dst, src))
+    ms = device_ms(cp, lambda: cp.copyto(dst, src))
     return 2 * gib / (ms / 1e3)
 
 
@@ -563,30 +555,17 @@ def _time(cp, f, args, moved: int, bandwidth: float):
         f, *(np.empty(a.shape, a.dtype) for a in args)))
     for _ in range(10):   # and the clocks back up after compiling
         exe(args)
-    ms = _device_ms(cp, lambda: exe(args), n=30)
+    ms = device_ms(cp, lambda: exe(args), n=30)
     floor = moved / bandwidth * 1e3
     return ms, floor, ms / floor
-
-
-SQRT_2_OVER_PI = 0.7978845608028654
-
-
-def arith(a, b, c):
-    return (a * b + c) * 0.5 - a / (1 + b * b)
-
-
-def transcendental(a, b, c):
-    return np.tanh(a) * np.exp(-b * b) + np.log1p(np.abs(c))
-
-
-def gelu(x):
-    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
 
 
 def measure(sweep: bool = False) -> None:
     """The benchmark workloads 1-6 and the dispatch cost; ``sweep``: also
     under other launch and layout constants."""
     import cupy as cp
+    sys.path.insert(0, REPO_ROOT)
+    from benchmarks.workloads import arith, gelu, transcendental
     bandwidth = _bandwidth(cp)
     n = 8192
     x = cp.random.standard_normal((n, n), dtype=cp.float32)
