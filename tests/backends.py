@@ -99,7 +99,12 @@ def device_array(x: np.ndarray):
     aligned = x.__array_interface__["data"][0] % item == 0 and \
         all(s % item == 0 for s in x.strides)
     if x.size == 0 or not aligned:
-        return cp.asarray(np.array(x, order="C"))
+        # empty + set, byte for byte: cupy.asarray fills a 0-d array
+        # through ndarray.fill, which writes +0.0 for -0.0
+        out = cp.empty(x.shape, x.dtype)
+        if x.size:
+            out.set(np.array(x, order="C"))
+        return out
     lo, hi = _byte_bounds(x)
     # the bytes x spans (within its base array): a copy, so read-only and
     # record views are fine

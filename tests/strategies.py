@@ -350,8 +350,8 @@ def ulp_distance(actual, expected, signed_zeros: bool = True) -> np.ndarray:
     inf against the largest finite float is HUGE, not 1).  +0.0 and -0.0 are
     1 ULP apart, unless ``signed_zeros=False``.
     """
-    a = np.ascontiguousarray(actual)
-    e = np.ascontiguousarray(expected)
+    a = np.asarray(actual, order="C")      # (ascontiguousarray makes 0-d 1-d)
+    e = np.asarray(expected, order="C")
     assert a.dtype == e.dtype and a.dtype.name in _UINT, (a.dtype, e.dtype)
     utype = _UINT[a.dtype.name]
     top = utype(1) << utype(8 * a.dtype.itemsize - 1)

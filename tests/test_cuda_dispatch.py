@@ -55,6 +55,9 @@ class ndarray:
 
     shape = property(lambda self: self._shape)
 
+    def set(self, host):                # a host-to-device copy
+        assert host.shape == self._shape
+
     @shape.setter
     def shape(self, value):
         self._shape = tuple(value)
@@ -75,19 +78,19 @@ class Function:
         self.name, self.ptr = name, next(_addresses)
 
 
-class RawKernel:
-    def __init__(self, name):
-        self.kernel = Function(name)
-        self.max_dynamic_shared_size_bytes = 0
+class Module:
+    """nvrtc.Module without NVRTC: Function handles by name."""
 
-
-class RawModule:
-    def __init__(self, code, options=()):
+    def __init__(self, code):
         self.code, self.functions = code, {}
 
     def get_function(self, name):
         assert f"void {name}(" in self.code
-        return self.functions.setdefault(name, RawKernel(name))
+        return self.functions.setdefault(name, Function(name))
+
+
+def compile_module(cupy, source, names, label="program"):
+    return Module(source)
 
 
 class Recorder:
@@ -108,7 +111,6 @@ class Recorder:
 def fake_cupy(recorder):
     cp = types.ModuleType("cupy")
     cp.ndarray = ndarray
-    cp.RawModule = RawModule
 
     def asarray(a):
         if isinstance(a, ndarray):
@@ -116,6 +118,7 @@ def fake_cupy(recorder):
         a = np.asarray(a)
         return ndarray(a.shape, a.dtype)
     cp.asarray = asarray
+    cp.empty = ndarray
     cp.ascontiguousarray = lambda a: ndarray(a.shape, a.dtype)
     cuda = types.SimpleNamespace()
     cuda.Device = lambda: types.SimpleNamespace(
@@ -126,6 +129,7 @@ def fake_cupy(recorder):
     class CUDADriverError(RuntimeError):
         pass
     cuda.driver = types.SimpleNamespace(launchKernel=recorder.launch,
+                                        funcSetAttribute=lambda *a: None,
                                         CUDADriverError=CUDADriverError)
     cuda.memory = types.SimpleNamespace(OutOfMemoryError=MemoryError)
     cuda.compiler = types.SimpleNamespace(CompileException=SyntaxError)
@@ -140,7 +144,7 @@ def fake(monkeypatch):
     recorder = Recorder()
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(recorder))
     from tracejit.backends.cuda import executable
-    monkeypatch.setattr(executable, "_MODULES", {})
+    monkeypatch.setattr(executable, "compile_module", compile_module)
     return recorder
 
 

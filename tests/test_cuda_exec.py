@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tracejit.backends.cuda import executable as cuda_exec
+from tracejit.backends.cuda import nvrtc
 from tracejit.backends.cuda import (CudaCompileError, CudaExecutable,
                                     CudaOutOfMemory, CudaUnavailable,
                                     render_program)
@@ -337,6 +338,46 @@ def test_module_is_compiled_once_per_source(cp):
     a, b = CudaExecutable(program), CudaExecutable(program)
     assert a.module is b.module
     assert a.as_text() == render_program(program)
+
+
+def test_nvrtc_options_keep_denormals():
+    """CuPy's RawModule appends -ftz=true; our own compile keeps IEEE."""
+    assert "--ftz=false" in nvrtc.OPTIONS
+    assert not any("fast_math" in o or "ftz=true" in o
+                   for o in nvrtc.OPTIONS)
+
+
+@pytest.mark.cuda
+def test_denormals_are_kept(cp):
+    """float32 denormals in, out and in between, as numpy keeps them."""
+    import tracejit
+    tiny = np.array([1e-40, -3e-39, 1e-45, 0.0], np.float32)
+    cases = [(lambda x: x * np.float32(1.0), tiny),
+             (lambda x: x.astype(np.float64), tiny),
+             (lambda x: np.exp(x), np.float32([-88.0, -100.0, -103.0])),
+             (lambda x: x * np.float32(1e-30), np.float32([1e-9, 3.0]))]
+    for f, x in cases:
+        got = cp.asnumpy(tracejit.jit(f, backend="cuda")(x))
+        want = f(x)
+        assert np.any(want != 0) and np.all(got != 0) == np.all(want != 0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+
+
+@pytest.mark.cuda
+def test_compiled_binary_is_cached_on_disk(cp, tmp_path, monkeypatch):
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(nvrtc, "_MODULES", {})
+    source = 'extern "C" __global__ void k(float* x) { x[0] = 1e-40f; }'
+    nvrtc.compile_module(cp, source, ["k"])
+    files = list((tmp_path / "tracejit").iterdir())
+    assert len(files) == 1 and files[0].stat().st_size > 32
+    monkeypatch.setattr(nvrtc, "_MODULES", {})
+    x = cp.zeros(1, cp.float32)
+    files[0].write_bytes(b"damaged")             # recompiled, not loaded
+    nvrtc.compile_module(cp, source, ["k"]).get_function("k")(
+        (1,), (1,), (x,))
+    assert float(x[0]) == np.float32(1e-40)
+    assert files[0].stat().st_size > 32
 
 
 @pytest.mark.cuda

@@ -28,6 +28,7 @@ from conftest import cupy_or_skip
 
 from tracejit.backends.cuda import render_kernel, render_module
 from tracejit.backends.cuda import executable as cuda_exec
+from tracejit.backends.cuda import nvrtc
 from tracejit.backends.cuda import render as cuda_render
 from tracejit.fusion.kernel import (SCALAR_OPS, BufferArg, Kernel, Reduction,
                                     ScalarOp, Stage, Store)
@@ -623,7 +624,7 @@ class HostRunner:
 
 
 class CupyRunner:
-    """Compiles the source with NVRTC (cupy.RawModule) and launches each
+    """Compiles the source with NVRTC (as executables do) and launches each
     function with at most 3 blocks of at most 64 threads, so the
     grid-stride loops wrap (and a block-per-row kernel runs with blocks
     smaller than it plans)."""
@@ -631,12 +632,11 @@ class CupyRunner:
     def __init__(self, source: str):
         import cupy
         self.xp = cupy
-        self.module = cupy.RawModule(code=source)
+        self.module = nvrtc.compile_module(cupy, source, [])
 
     def launch(self, launch, arrays):
         fn = self.module.get_function(launch.name)
-        if launch.shared > 48 * 1024:
-            fn.max_dynamic_shared_size_bytes = launch.shared
+        nvrtc.set_max_shared(self.xp, fn, launch.shared)
         fn((min(launch.blocks, 3),), (min(launch.threads, 64),), tuple(arrays),
            shared_mem=launch.shared)
         self.xp.cuda.Device().synchronize()

@@ -24,6 +24,7 @@ import pytest
 
 import tracejit
 from tracejit.backends.cuda import executable as cuda_exec
+from tracejit.backends.cuda import nvrtc
 from tracejit.backends.cuda import (render_kernel, render_module,
                                     render_program, rowplan)
 from tracejit.fusion.kernel import (BufferArg, Kernel, Reduction, ScalarOp,
@@ -510,7 +511,7 @@ def test_row_scratch_in_global_memory(cp):
         kernel = local_softmax_kernel(count, length)
         assert not rowplan.plan(kernel).in_shared
         x = sample((count, length), 10) * 3
-        module = cp.RawModule(code=render_kernel(kernel))
+        module = nvrtc.compile_module(cp, render_kernel(kernel), [])
         dx, out = cp.asarray(x), cp.zeros((count, length), cp.float32)
         launches, scratch = rowplan.launches(
             kernel, cp.cuda.Device().attributes["MultiProcessorCount"])
@@ -532,8 +533,9 @@ def test_no_per_thread_local_memory(cp):
     x = sample((8, 16000), 11)
     exe, _ = check(cp, softmax, x, rtol=3e-6, atol=1e-9)
     (kernel,) = exe.program.kernels
-    raw = exe.module.get_function(kernel.name)
-    assert raw.attributes["local_size_bytes"] < 1024
+    fn = exe.module.get_function(kernel.name)
+    local_size_bytes = 3            # CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES
+    assert cp.cuda.driver.funcGetAttribute(local_size_bytes, fn.ptr) < 1024
 
 
 # --------------------------------------------------------------------------

@@ -30,6 +30,12 @@ class Buffer:
     def nbytes(self) -> int:
         return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
 
+    @property
+    def returned_shape(self) -> tuple[int, ...]:
+        """The shape an output is handed back in (``out_shape``, which may
+        be ``()``, else its own shape)."""
+        return self.shape if self.out_shape is None else self.out_shape
+
 
 @dataclass
 class KernelStep:

@@ -64,10 +64,6 @@ def _usable(arr: np.ndarray) -> bool:
                 any(st % size for st in arr.strides))
 
 
-def _returned_shape(buf) -> tuple:
-    return buf.shape if buf.out_shape is None else buf.out_shape
-
-
 class CpuExecutable:
     def __init__(self, program: Program):
         self.program = program
@@ -103,7 +99,7 @@ class CpuExecutable:
                 table[slot] = _address(value)
         # outputs: one fresh array per output buffer, in the shape returned
         out_ids = [b.id for b in buffers if b.kind == "output"]
-        self._out_specs = [(_returned_shape(buffers[b]),
+        self._out_specs = [(buffers[b].returned_shape,
                             np.dtype(buffers[b].dtype)) for b in out_ids]
         self._picks = [out_ids.index(b) for b in program.outputs]
         self._params = [(b.id, b.param_index) for b in buffers

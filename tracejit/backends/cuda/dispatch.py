@@ -123,7 +123,7 @@ def build_call(exe, single: bool = False):
     takes the argument sequence and returns the list of outputs, or with
     ``single`` the one output itself."""
     cp = exe._cp
-    names = {"ndarray": cp.ndarray, "asarray": cp.asarray,
+    names = {"ndarray": cp.ndarray, "upload": exe._upload,
              "uint8": np.uint8, "layouts": exe._layouts,
              "new_layout": exe._new_layout, "stream_ptr": exe._stream_ptr,
              "lock": exe._lock, "launch": exe._driver.launchKernel,
@@ -141,7 +141,7 @@ def build_call(exe, single: bool = False):
              "    except ValueError:",
              "        raise wrong_count(args) from None"]
     for p in ps:
-        lines.append(f"    if type({p}) is not ndarray: {p} = asarray({p})")
+        lines.append(f"    if type({p}) is not ndarray: {p} = upload({p})")
     lines += ["    layout = layouts.get((" + "".join(
                   f"{p}.strides, " for p in ps) + "))",
               "    if layout is None:",

@@ -3,9 +3,9 @@
 Why it looks the way it does:
 
 * One CUDA C module per program (render_module), compiled once by NVRTC
-  through ``cupy.RawModule``; modules are cached in memory by source text
-  (and on disk by CuPy's own kernel cache), so a second executable of the
-  same program compiles nothing.
+  with denormals kept (nvrtc.py); modules are cached in memory by source
+  text and on disk in CuPy's kernel cache folder, so a second executable
+  of the same program compiles nothing.
 * Every step is queued on the current stream, back to back, with no host
   synchronization: the caller gets CuPy arrays whose values are ready when
   the stream gets there, like any CuPy operation's result.
@@ -35,9 +35,9 @@ CuPy is imported only when an executable is built, so the rest of tracejit
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
-import tempfile
 import threading
 import warnings
 
@@ -45,6 +45,7 @@ import numpy as np
 
 from ...fusion.program import KernelStep, LibraryStep, Program
 from . import rowplan
+from .nvrtc import CudaCompileError, compile_module, set_max_shared
 from .dispatch import FIXED, OUTPUT, PARAM, TEMP, Launch, build_call
 from .render import function_names, render_module
 from .vector import elementwise_width
@@ -65,11 +66,6 @@ _driver = None              # cupy.cuda.driver, once import_cupy succeeded
 
 class CudaUnavailable(RuntimeError):
     """CuPy is not installed, or no CUDA device can be used."""
-
-
-class CudaCompileError(RuntimeError):
-    """NVRTC rejected the generated source (a tracejit bug); the message
-    names the file the source was saved to."""
 
 
 class CudaOutOfMemory(MemoryError):
@@ -103,46 +99,24 @@ def import_cupy():
     return cupy
 
 
+def upload(cupy, x):
+    """``x`` as a CuPy array: numpy arrays copied byte for byte on the
+    current stream.  (``cupy.asarray`` fills a 0-d array through
+    ``ndarray.fill``, which writes +0.0 for -0.0 and runs a kernel that
+    flushes denormals.)  Anything else goes to ``cupy.asarray``."""
+    if not isinstance(x, np.ndarray):
+        return cupy.asarray(x)
+    out = cupy.empty(x.shape, x.dtype)
+    if x.size:
+        out.set(np.asarray(x, order="C"))   # (keeps 0-d arrays 0-d)
+    return out
+
+
 def _stream_pointer(cupy):
     """A function returning the current stream's handle, the cheapest this
     CuPy offers."""
     fast = getattr(cupy.cuda.stream, "get_current_stream_ptr", None)
     return fast or (lambda: cupy.cuda.get_current_stream().ptr)
-
-
-# ---- compiling -------------------------------------------------------------
-
-_MODULES: dict[tuple[int, str], object] = {}   # (device, source) -> RawModule
-
-
-def compile_module(cupy, source: str, names, label: str = "program"):
-    """The RawModule of ``source`` on the current device, with the
-    functions ``names`` loaded (which forces NVRTC to run now).  A compile
-    error saves the source to a temporary file and names it."""
-    key = (cupy.cuda.Device().id, source)
-    module = _MODULES.get(key)
-    if module is None:
-        # NVRTC's defaults: no fast math, IEEE division and square root,
-        # no flush to zero.  (The renderer keeps multiplies out of FMAs.)
-        module = cupy.RawModule(code=source, options=("--std=c++17",))
-        try:
-            for name in names:
-                module.get_function(name)
-        except cupy.cuda.compiler.CompileException as exc:
-            path = _save_source(source, label)
-            raise CudaCompileError(
-                f"NVRTC could not compile the CUDA source generated for "
-                f"{label!r} (source saved to {path}):\n{exc}") from None
-        _MODULES[key] = module
-    return module
-
-
-def _save_source(source: str, label: str) -> str:
-    folder = tempfile.mkdtemp(prefix="tracejit-cuda-")
-    path = os.path.join(folder, f"{label}.cu")
-    with open(path, "w") as f:
-        f.write(source)
-    return path
 
 
 # ---- launch shapes ---------------------------------------------------------
@@ -190,13 +164,13 @@ class CudaExecutable:
         buffers = program.buffers
         used = {b for s in program.steps for b in _step_buffers(s)}
         try:
-            self._consts = {b.id: cupy.asarray(np.ascontiguousarray(b.value))
+            self._consts = {b.id: upload(cupy, np.asarray(b.value))
                             for b in buffers
                             if b.kind == "const" and b.id in used}
         except cupy.cuda.memory.OutOfMemoryError as exc:
             raise _out_of_memory(program.name, exc) from None
         out_ids = [b.id for b in buffers if b.kind == "output"]
-        self._out_specs = [(buffers[b].out_shape or buffers[b].shape,
+        self._out_specs = [(buffers[b].returned_shape,
                             np.dtype(buffers[b].dtype)) for b in out_ids]
         self._out_slot = {b: k for k, b in enumerate(out_ids)}
         self._picks = [self._out_slot[b] for b in program.outputs]
@@ -210,6 +184,7 @@ class CudaExecutable:
         self._layouts: dict = {}     # param strides -> (pointers, array)
         self._tf32_guard = _fp32_gemm_guard(cupy, program)
         self._stream_ptr = _stream_pointer(cupy)
+        self._upload = functools.partial(upload, cupy)
         self._driver, self._lock = _driver, threading.Lock()
         self._call, self.call_text = build_call(self)
         self._single = None
@@ -240,11 +215,9 @@ class CudaExecutable:
         launches, scratch = kernel_launches(kernel, sm_count)
         functions = []
         for launch in launches:
-            raw = self.module.get_function(launch.name)
-            if launch.shared > 48 * 1024:   # the default limit per block
-                raw.max_dynamic_shared_size_bytes = launch.shared
-            # RawKernel.kernel: the loaded cupy.cuda.function.Function
-            functions.append((raw.kernel, launch))
+            fn = self.module.get_function(launch.name)
+            set_max_shared(self._cp, fn, launch.shared)
+            functions.append((fn, launch))
         return Launch(functions, [self._source_of(b) for b in step.buffers],
                       scratch)
 
