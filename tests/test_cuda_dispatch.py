@@ -95,17 +95,46 @@ def compile_module(cupy, source, names, label="program"):
 
 class Recorder:
     """cuLaunchKernel: records (function handle, grid, block, shared
-    bytes, stream, the parameter block's pointers)."""
+    bytes, stream, the parameter block's pointers); launches on a stream
+    under capture go to its graph instead, and a graph launch records its
+    launches again on the stream it is launched on."""
+
+    CAPTURE_STREAM = 99
 
     def __init__(self):
         self.calls, self.counts, self.stream = [], {}, 7
+        self.graphs, self.capturing, self.replays = {}, None, 0
 
     def launch(self, f, gx, gy, gz, bx, by, bz, shared, stream, argv, extra):
         count = self.counts[argv]
         slots = [ctypes.c_void_p.from_address(argv + 8 * k).value
                  for k in range(count)]
         values = [ctypes.c_uint64.from_address(s).value for s in slots]
-        self.calls.append((f, gx, bx, shared, stream, values))
+        call = (f, gx, bx, shared, stream, values)
+        if stream == self.capturing:
+            self.graphs[self.capturing].append(call)
+        else:
+            self.calls.append(call)
+
+    def begin_capture(self, stream):
+        self.capturing = stream
+        self.graphs[stream] = []
+
+    def end_capture(self, stream):
+        self.capturing = None
+        graph = next(_addresses)
+        self.graphs[graph] = self.graphs.pop(stream)
+        return graph
+
+    def instantiate(self, graph):
+        graph_exec = next(_addresses)
+        self.graphs[graph_exec] = list(self.graphs[graph])
+        return graph_exec
+
+    def graph_launch(self, graph_exec, stream):
+        self.replays += 1
+        self.calls += [c[:4] + (stream,) + c[5:]
+                       for c in self.graphs[graph_exec]]
 
 
 def fake_cupy(recorder):
@@ -123,8 +152,16 @@ def fake_cupy(recorder):
     cuda = types.SimpleNamespace()
     cuda.Device = lambda: types.SimpleNamespace(
         id=0, attributes={"MultiProcessorCount": 132})
-    cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
-                                         getDevice=lambda: 0)
+    cuda.runtime = types.SimpleNamespace(
+        getDeviceCount=lambda: 1, getDevice=lambda: 0,
+        CUDARuntimeError=RuntimeError,
+        streamBeginCapture=recorder.begin_capture,
+        streamEndCapture=recorder.end_capture,
+        graphInstantiate=recorder.instantiate,
+        graphLaunch=recorder.graph_launch,
+        graphDestroy=lambda g: None, graphExecDestroy=lambda g: None)
+    cuda.Stream = lambda non_blocking: types.SimpleNamespace(
+        ptr=recorder.CAPTURE_STREAM)
 
     class CUDADriverError(RuntimeError):
         pass
@@ -257,3 +294,58 @@ def test_row_kernels_get_scratch_and_shared_memory(fake):
                 np.ones((8, 8192), np.float32))
     exe([ndarray((8, 8192), np.float32)])
     assert fake.calls[-1][3] == 32768   # the row in shared memory
+
+
+def test_repeated_launches_are_replayed_from_a_graph(fake):
+    """A two-launch program: the first call with a set of pointers
+    launches directly, the second launches directly and captures, later
+    ones replay the graph, which launches what a direct call would."""
+    exe = build(fake, lambda x: x.sum(), np.ones((64, 1024), np.float32))
+    assert "graph_launch(graph, stream)" in exe.call_text
+    x = ndarray((64, 1024), np.float32)
+    for _ in range(2):
+        exe([x])
+    assert fake.replays == 0 and exe._graphs.captures == 1
+    direct = fake.calls[2:]
+    exe([x])
+    assert fake.replays == 1 and fake.calls[4:] == direct
+    fake.stream = 8                         # another stream: another key
+    exe([x])
+    assert fake.replays == 1 and fake.calls[6][4] == 8
+    y = ndarray((64, 1024), np.float32)     # other pointers: launched
+    exe([y])
+    assert fake.replays == 1 and fake.calls[-2][5][0] == y.data.ptr
+
+
+def test_graphs_are_off_for_one_launch_or_on_request(fake, monkeypatch):
+    exe = build(fake, lambda x: x + 1, np.ones(8, np.float32))
+    assert exe._graphs is None and "graph" not in exe.call_text
+    monkeypatch.setenv("TRACEJIT_CUDA_GRAPHS", "0")
+    exe = build(fake, lambda x: x.sum(), np.ones((64, 1024), np.float32))
+    assert exe._graphs is None
+
+
+@pytest.mark.cuda
+def test_graph_replays_compute_the_new_values(cp):
+    """Replays read the arrays' current contents: the same input array
+    refilled between calls, another array, outputs dropped (so the kept
+    ones come back and the pointers repeat) or held, each give numpy's
+    answer."""
+    def f(x):
+        return x.sum(0)[:, None] + x.sum(1), (x * x).mean()
+    jitted = tracejit.jit(f, backend="cuda")
+    x = cp.asarray(np.arange(64, dtype=np.float32).reshape(8, 8))
+    held = []
+    for k in range(12):
+        if k == 6:
+            x = x * 2                       # another array
+        else:
+            x += 1                          # same pointer, new values
+        got = jitted(x)
+        if k >= 8:
+            held.append(got)                # fresh outputs from now on
+        want = f(cp.asnumpy(x))
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(cp.asnumpy(g), w, rtol=1e-6)
+    exe = jitted.lower(x).compile().executable
+    assert exe._graphs is not None and exe._graphs.captures >= 2

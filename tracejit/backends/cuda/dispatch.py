@@ -88,6 +88,24 @@ def _pointer_expr(kind: int, what: int) -> str:
     return str(what)                      # FIXED: a constant's address
 
 
+def _launch_lines(exe, steps, listed: str, named: dict) -> list[str]:
+    """The lines that pack each kernel step's parameter block and launch
+    its functions on ``stream`` (gemm steps call ``gemm``).  ``named``
+    maps pointer expressions to the names they go by (in ``launch_all``)."""
+    lines = []
+    for n, pointers in steps:
+        if pointers is None:
+            lines.append(f"gemm(steps[{n}], {listed}, outs, arena)")
+            continue
+        step = exe._steps[n]
+        lines.append(f"pack{n}(values{n}, 0, " + ", ".join(
+            named.get(p, p) for p in pointers) + ")")
+        lines += [f"launch({handle}, {c.blocks}, 1, 1, {c.threads}, 1, 1, "
+                  f"{c.shared}, stream, {step.argv_address}, 0)"
+                  for handle, c in step.launches]
+    return lines
+
+
 def _kept_output(k: int, shape, names: dict) -> list[str]:
     """Lines that set ``out<k>``: a kept array nobody else holds, else a
     new one (kept in place of the older of the two)."""
@@ -130,6 +148,7 @@ def build_call(exe, single: bool = False):
              "getrefcount": _getrefcount, "getweakrefcount": _getweakrefcount,
              "OutOfMemoryError": cp.cuda.memory.OutOfMemoryError,
              "DriverError": exe._driver.CUDADriverError,
+             "RuntimeApiError": cp.cuda.runtime.CUDARuntimeError,
              "out_of_memory": exe._out_of_memory,
              "launch_failed": exe._launch_failed, "gemm": exe._gemm,
              "wrong_count": exe._wrong_count, "steps": exe._steps}
@@ -173,23 +192,43 @@ def build_call(exe, single: bool = False):
     if gemms:
         body.append("outs = (" + "".join(
             f"out{k}, " for k in range(len(exe._out_specs))) + ")")
+    steps = []                  # (step number, its pointer expressions)
+    used = []                   # every pointer expression, first use first
     for n, step in enumerate(exe._steps):
         if not isinstance(step, Launch):
-            body.append(f"gemm(steps[{n}], {listed}, outs, arena)")
+            steps.append((n, None))
             continue
         pointers = [_pointer_expr(kind, what) for kind, what in
                     step.sources] + [f"strides[{n}]"]
         if step.scratch:
             pointers.append("scratch_base")
+        used += [p for p in pointers if p not in used]
         names[f"values{n}"], names[f"pack{n}"] = step.values, step.pack
-        body.append(f"pack{n}(values{n}, 0, " + ", ".join(pointers) + ")")
-        body += [f"launch({handle}, {c.blocks}, 1, 1, {c.threads}, 1, 1, "
-                 f"{c.shared}, stream, {step.argv_address}, 0)"
-                 for handle, c in step.launches]
+        steps.append((n, pointers))
+    named = {p: f"a{k}" for k, p in enumerate(used)}
+    graphs = exe._graphs
+    if graphs is None:
+        body += _launch_lines(exe, steps, listed, {})
+        prelude = []
+    else:                       # graphs.py: replay by the pointers used
+        prelude = ["def launch_all(stream, " + ", ".join(named.values()) +
+                   "):"]
+        prelude += ["    " + line for line in
+                    _launch_lines(exe, steps, listed, named)] + [""]
+        names.update(graph_get=graphs.get, remember=graphs.remember,
+                     graph_launch=graphs.launch)
+        body += ["key = (stream, " + "".join(p + ", " for p in used) + ")",
+                 "graph = graph_get(key)",
+                 "if graph is None:",
+                 "    launch_all(*key)",
+                 "    remember(key, launch_all)",
+                 "else:",
+                 "    graph_launch(graph, stream)"]
+    lines = prelude + lines
     lines += ["            " + line for line in body]
     lines += ["    except OutOfMemoryError as exc:",
               "        raise out_of_memory(exc) from None",
-              "    except DriverError as exc:",
+              "    except (DriverError, RuntimeApiError) as exc:",
               "        launch_failed(exc)",
               "        raise"]
     if single:

@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 
 from ...fusion.program import KernelStep, LibraryStep, Program
-from . import rowplan
+from . import graphs, rowplan
 from .nvrtc import CudaCompileError, compile_module, set_max_shared
 from .dispatch import FIXED, OUTPUT, PARAM, TEMP, Launch, build_call
 from .render import function_names, render_module
@@ -186,6 +186,7 @@ class CudaExecutable:
         self._stream_ptr = _stream_pointer(cupy)
         self._upload = functools.partial(upload, cupy)
         self._driver, self._lock = _driver, threading.Lock()
+        self._graphs = _graph_cache(cupy, self._steps)
         self._call, self.call_text = build_call(self)
         self._single = None
 
@@ -342,6 +343,16 @@ class CudaExecutable:
         b = b.T if flags.get("transpose_b") else b
         with self._tf32_guard():
             self._cp.matmul(a, b, out=out)
+
+
+def _graph_cache(cupy, steps):
+    """A GraphCache where replaying graphs pays (graphs.py), else None."""
+    launches = [s for s in steps if isinstance(s, Launch)]
+    count = sum(len(s.launches) for s in launches)
+    if (len(launches) < len(steps) or count < graphs.MIN_LAUNCHES
+            or not graphs.graphs_enabled()):
+        return None
+    return graphs.GraphCache(cupy)
 
 
 def _step_buffers(step) -> tuple[int, ...]:
