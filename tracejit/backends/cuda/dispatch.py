@@ -202,7 +202,7 @@ def build_call(exe, single: bool = False):
                     step.sources] + [f"strides[{n}]"]
         if step.scratch:
             pointers.append("scratch_base")
-        used += [p for p in pointers if p not in used]
+        used += [p for p in dict.fromkeys(pointers) if p not in used]
         names[f"values{n}"], names[f"pack{n}"] = step.values, step.pack
         steps.append((n, pointers))
     named = {p: f"a{k}" for k, p in enumerate(used)}
