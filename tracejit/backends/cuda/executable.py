@@ -44,7 +44,8 @@ import warnings
 import numpy as np
 
 from ...fusion.program import KernelStep, LibraryStep, Program
-from . import graphs, rowplan
+from . import cublaslt, graphs, rowplan
+from .epilogue import fold_epilogues
 from .nvrtc import CudaCompileError, compile_module, set_max_shared
 from .dispatch import FIXED, OUTPUT, PARAM, TEMP, Launch, build_call
 from .render import function_names, render_module
@@ -151,6 +152,9 @@ class CudaExecutable:
     def __init__(self, program: Program):
         cupy = import_cupy()
         self._cp = cupy
+        self._lt = _cublaslt(cupy, program)
+        if self._lt is not None:        # GEMM epilogues into cuBLASLt
+            program = fold_epilogues(program)
         self.program = program
         self.kernel_count = len(program.kernels)
         self.source = render_program(program)
@@ -337,12 +341,29 @@ class CudaExecutable:
 
     def _gemm(self, step: LibraryStep, params, outs, arena) -> None:
         flags = dict(step.attrs)
-        a, b = (self._array(i, params, outs, arena) for i in step.inputs)
+        a, b, *bias = (self._array(i, params, outs, arena)
+                       for i in step.inputs)
         out = self._array(step.output, params, outs, arena)
+        if flags.get("epilogue"):       # epilogue.py, through cuBLASLt
+            contiguous = self._cp.ascontiguousarray
+            self._lt.matmul(contiguous(a), contiguous(b), out,
+                            bool(flags.get("transpose_a")),
+                            bool(flags.get("transpose_b")),
+                            flags["epilogue"], contiguous(bias[0]),
+                            self._stream_ptr())
+            return
         a = a.T if flags.get("transpose_a") else a
         b = b.T if flags.get("transpose_b") else b
         with self._tf32_guard():
             self._cp.matmul(a, b, out=out)
+
+
+def _cublaslt(cupy, program: Program):
+    """cuBLASLt (cublaslt.py) for a program with a GEMM, where it loads."""
+    if not any(isinstance(s, LibraryStep) for s in program.steps) or \
+            os.environ.get("TRACEJIT_CUBLASLT", "1") == "0":
+        return None
+    return cublaslt.load(cupy)
 
 
 def _graph_cache(cupy, steps):
