@@ -602,3 +602,20 @@ def test_fast_path_hits_keep_counting_and_never_skip_conversions():
         np.testing.assert_array_equal(f(swapped), x * 2)
     assert f.cache_info().compiles == 1
     np.testing.assert_array_equal(f(x[::-1]), x[::-1] * 2)
+
+
+def test_copies_are_fresh_arrays():
+    """np.copy and ndarray.copy trace (a traced value is never modified in
+    place); the result is a new array and the input is left as it was."""
+    a = np.arange(6.0).reshape(2, 3)[:, ::-1]
+    before = a.copy()
+
+    def f(x):
+        y = x.copy()
+        y = y + 1
+        return np.copy(x), y, x.T.copy(order="C")
+    got = jit(f)(a)
+    for g, w in zip(got, f(before)):
+        np.testing.assert_array_equal(g, w)
+        assert not np.shares_memory(g, a)
+    np.testing.assert_array_equal(a, before)

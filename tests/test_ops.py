@@ -119,7 +119,8 @@ def test_op_lists_cover_the_protocol():
     tested_functions = {np.sum, np.prod, np.max, np.amax, np.min, np.amin,
                         np.mean, np.where, np.reshape, np.transpose,
                         np.broadcast_to, np.dot, np.expand_dims, np.squeeze,
-                        np.astype, np.clip, np.ndim, np.shape, np.size}
+                        np.astype, np.clip, np.ndim, np.shape, np.size,
+                        np.copy}     # np.copy: test_api.py
     assert set(FUNCTIONS) == tested_functions
     for name in tracejit.numpy.supported():
         assert getattr(np, name) in listed | tested_functions, name

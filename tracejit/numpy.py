@@ -20,7 +20,7 @@ _UFUNCS = [
 _FUNCTIONS = [
     "sum", "prod", "max", "min", "amax", "amin", "mean", "where", "reshape",
     "transpose", "broadcast_to", "dot", "expand_dims", "squeeze", "astype",
-    "clip", "ndim", "shape", "size",
+    "clip", "copy", "ndim", "shape", "size",
 ]
 _DTYPES = ["bool_", "int32", "int64", "float32", "float64", "dtype"]
 

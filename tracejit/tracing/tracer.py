@@ -113,6 +113,11 @@ class Tracer:
     def astype(self, dtype, copy=True):
         return _ops().astype(self, dtype)
 
+    def copy(self, order="K"):
+        """The value itself: traced values are never modified in place,
+        and every output of a jitted call is a fresh array."""
+        return self
+
     def reshape(self, *shape, order="C"):
         if order != "C":
             from ..errors import UnsupportedError
