@@ -184,6 +184,16 @@ def program_of(f, *args):
     return pipeline.to_program(lowered._traced.module)
 
 
+def sample(dtype, shape, seed=0):
+    """Random test data: normal floats, small integers, fair booleans."""
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype.startswith("int"):
+        return rng.integers(-9, 10, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
 def softmax(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)

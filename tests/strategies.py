@@ -377,6 +377,21 @@ def _first_bad(mask: np.ndarray):
     return idx
 
 
+def assert_outputs_close(got, want, rtol: float, atol: float) -> None:
+    """``got`` (a list of arrays) matches the result ``want`` of the numpy
+    function (a tuple or one array): same count, shapes and dtypes; floats
+    within ``rtol``/``atol``, everything else exactly."""
+    want = list(want) if isinstance(want, tuple) else [want]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        w = np.asarray(w)
+        assert g.shape == w.shape and g.dtype == w.dtype, (g, w)
+        if w.dtype.kind == "f":
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+        else:
+            np.testing.assert_array_equal(g, w)
+
+
 def assert_same_aval(actual, expected, what: str = "") -> None:
     assert isinstance(actual, np.ndarray), \
         f"{what}: jit returned {type(actual).__name__}, not an ndarray"

@@ -17,16 +17,9 @@ import pytest
 
 from tracejit import jit
 
+from backends import sample
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def sample(dtype, shape, seed=0):
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return rng.random(shape) < 0.5
-    if dtype.startswith("int"):
-        return rng.integers(-9, 10, shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
 
 
 def assert_close(got, want):

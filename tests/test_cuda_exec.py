@@ -30,21 +30,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 from backends import (device_ms, layernorm, program_of,  # noqa: E402
-                      softmax)
+                      sample, softmax)
+from strategies import assert_outputs_close  # noqa: E402
 
 
 def mlp(x, w1, b1, w2):
     h = np.tanh(x @ w1 + b1)
     return h @ w2.T
-
-
-def sample(dtype, shape, seed=0):
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return rng.random(shape) < 0.5
-    if dtype.startswith("int"):
-        return rng.integers(-9, 10, shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
 
 
 # --------------------------------------------------------------------------
@@ -120,16 +112,7 @@ def run_cuda(cp, f, *args, device_args=None):
 
 def check(cp, f, *args, rtol=1e-6, atol=0.0, device_args=None):
     got, exe = run_cuda(cp, f, *args, device_args=device_args)
-    want = f(*args)
-    want = list(want) if isinstance(want, tuple) else [want]
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        w = np.asarray(w)
-        assert g.shape == w.shape and g.dtype == w.dtype, (g, w)
-        if w.dtype.kind == "f":
-            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
-        else:
-            np.testing.assert_array_equal(g, w)
+    assert_outputs_close(got, f(*args), rtol, atol)
     return exe
 
 

@@ -15,6 +15,8 @@ from tracejit.hlo import passes
 from tracejit.hlo.passes import dce, run_pipeline
 from tracejit.tracing import LeafSpec, trace
 
+from strategies import assert_outputs_close
+
 
 F32 = "float32"
 
@@ -254,16 +256,7 @@ def test_interpreter_matches_numpy(case):
     m = trace_fn(fn, *args)
     verify(m)
     got = evaluate(m, args)
-    want = fn(*args)
-    want = list(want) if isinstance(want, tuple) else [want]
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        w = np.asarray(w)
-        assert g.shape == w.shape and g.dtype == w.dtype, (g, w)
-        if w.dtype.kind == "f":
-            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
-        else:
-            np.testing.assert_array_equal(g, w)
+    assert_outputs_close(got, fn(*args), rtol=1e-6, atol=1e-6)
 
 
 def test_interpreter_on_a_hand_built_module():

@@ -10,6 +10,8 @@ from tracejit import jit
 from tracejit.fusion.kernel import Kernel
 from tracejit.fusion.program import KernelStep, LibraryStep
 
+from backends import layernorm, softmax
+
 rng = np.random.default_rng(7)
 
 
@@ -45,15 +47,6 @@ def chain10(a, b, c):
     return y
 
 
-def softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def layernorm(x, g, b):
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + 1e-5) * g + b
 
 
 def mlp(x, w1, b1, w2, b2):
