@@ -121,7 +121,8 @@ def test_op_lists_cover_the_protocol():
                         np.broadcast_to, np.dot, np.expand_dims, np.squeeze,
                         np.astype, np.clip, np.ndim, np.shape, np.size,
                         np.copy}     # np.copy: test_api.py
-    assert set(FUNCTIONS) == tested_functions
+    traced = {f for f in FUNCTIONS if not isinstance(f, np.ufunc)}
+    assert traced == tested_functions
     for name in tracejit.numpy.supported():
         assert getattr(np, name) in listed | tested_functions, name
 

@@ -16,3 +16,19 @@ class ShapeMismatchError(TracejitError, ValueError):
 
 class UnsupportedError(TracejitError, TypeError):
     """An op, dtype or argument form tracejit does not support (yet)."""
+
+
+class UnsupportedAttributeError(UnsupportedError, AttributeError):
+    """An ndarray attribute or method tracejit does not trace (yet);
+    also an AttributeError, as a missing attribute is in Python."""
+
+
+class UnsupportedWriteError(UnsupportedError):
+    """A write into a traced array (``x[i] = v``, ``x += y``) whose numpy
+    semantics tracejit cannot keep yet: it names the array's arguments
+    and the line, instead of silently rebinding the name."""
+
+
+class CastingError(TracejitError, TypeError):
+    """numpy's casting rule forbids the conversion an operation needs
+    (``int_array += 1.5``), as numpy itself would refuse it."""

@@ -12,7 +12,7 @@ from .tracer import Tracer
 # The numpy protocols' implementations, imported by the tracer on its first
 # ufunc or function call (a circular import otherwise).  Loaded here, with
 # the package, they are not part of a user's first call.
-from . import numpy_protocol, structural  # noqa: E402,F401  isort: skip
+from . import numpy_protocol  # noqa: E402,F401  isort: skip
 
 
 @dataclass(frozen=True)

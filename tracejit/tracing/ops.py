@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeMismatchError, UnsupportedError
-from .context import check_dtype, current, user_location
+from .context import SUPPORTED_DTYPES, check_dtype, current, user_location
 from .tracer import Tracer
 
 
@@ -124,22 +124,30 @@ def broadcast_to(t: Tracer, shape: tuple[int, ...], op="broadcast_to"):
                       t.weak)
 
 
-def resolve(ufunc, operands: list[Tracer]):
-    """numpy's loop dtypes for ``ufunc`` on these operands."""
+def resolve(ufunc, operands: list[Tracer], dtype=None,
+            casting="same_kind"):
+    """numpy's loop dtypes for ``ufunc`` on these operands: (input dtype
+    names, output dtype names).  ``dtype`` and ``casting`` are the ufunc
+    keywords of those names (``dtype`` fixes the output's type, as
+    numpy's ``signature=(None, ..., dtype)``)."""
     if all(t.weak for t in operands):    # numpy has no loop for (int, int)
         proxies = tuple(np.dtype(t.aval.dtype) for t in operands)
     else:
         proxies = tuple(_weak_proxy(t) for t in operands)
     proxies += (None,) * ufunc.nout
+    keywords = {"casting": casting}
+    if dtype is not None:
+        keywords["signature"] = (None,) * ufunc.nin + \
+            (np.dtype(dtype),) * ufunc.nout
     try:
-        dtypes = ufunc.resolve_dtypes(proxies)
+        dtypes = ufunc.resolve_dtypes(proxies, **keywords)
     except TypeError as err:
         raise UnsupportedError(f"numpy.{ufunc.__name__} on "
                                f"{describe(operands)}: {err} at "
                                f"{user_location()}") from None
     names = []
     for dt in dtypes:
-        if dt.name not in ("bool", "int32", "int64", "float32", "float64"):
+        if dt.name not in SUPPORTED_DTYPES:
             raise UnsupportedError(
                 f"numpy.{ufunc.__name__} on {describe(operands)} computes in "
                 f"{dt.name}, which tracejit does not support at "
@@ -148,23 +156,27 @@ def resolve(ufunc, operands: list[Tracer]):
     return names[:ufunc.nin], names[ufunc.nin:]
 
 
-def elementwise(ufunc, prim: str, args, pre_bool: bool = False):
-    """Apply primitive ``prim`` with numpy's promotion and broadcasting."""
+def elementwise(ufunc, prim: str, args, pre_bool: bool = False,
+                dtype=None, casting="same_kind"):
+    """Apply primitive ``prim`` with numpy's promotion and broadcasting
+    (and the ufunc's ``dtype`` / ``casting`` keywords)."""
     operands = [as_tracer(a) for a in args]
     weak = all(t.weak for t in operands)
     if pre_bool:
         operands = [convert(t, "bool") for t in operands]
         in_dtypes, out_dtype = ["bool"] * len(operands), "bool"
     else:
-        in_dtypes, (out_dtype,) = resolve(ufunc, operands)
-        if ufunc in _COMPARISONS and "int32" in in_dtypes and any(
-                t.weak and t.aval.dtype.startswith("int") for t in operands):
+        in_dtypes, (out_dtype,) = resolve(ufunc, operands, dtype, casting)
+        if dtype is None and ufunc in _COMPARISONS and \
+                "int32" in in_dtypes and any(
+                    t.weak and t.aval.dtype.startswith("int")
+                    for t in operands):
             in_dtypes = ["int64"] * len(in_dtypes)
     shape = broadcast_shapes(f"numpy.{ufunc.__name__}",
                              [t.aval.shape for t in operands])
     ready = [broadcast_to(convert(t, dt, t.weak), shape)
              for t, dt in zip(operands, in_dtypes)]
-    weak = weak and out_dtype != "bool"
+    weak = weak and out_dtype != "bool" and dtype is None
     out = _ctx().emit(prim, ready, {}, weak)
     if out.aval.dtype != out_dtype:
         out = convert(out, out_dtype, weak)

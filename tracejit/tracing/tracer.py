@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import TracerConversionError
+from ..errors import TracerConversionError, UnsupportedAttributeError
 from ..hlo.module import Aval
+from .writes import OPERATORS, inplace_method
 
 
 class Tracer:
@@ -106,66 +107,29 @@ class Tracer:
         return apply_function(func, args, kwargs)
 
     def __getitem__(self, key):
-        from .structural import getitem
+        from .indexing import getitem
         return getitem(self, key)
 
-    # ---- methods -----------------------------------------------------------
-    def astype(self, dtype, copy=True):
-        return _ops().astype(self, dtype)
+    def __setitem__(self, key, value):
+        from .writes import refuse_setitem
+        refuse_setitem(self, key)
 
-    def copy(self, order="K"):
-        """The value itself: traced values are never modified in place,
-        and every output of a jitted call is a fresh array."""
-        return self
-
-    def reshape(self, *shape, order="C"):
-        if order != "C":
-            from ..errors import UnsupportedError
-            raise UnsupportedError("reshape: only order='C' is supported")
-        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-            shape = shape[0]
-        return _ops().reshape(self, shape)
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
-            axes = axes[0]
-        return _ops().transpose(self, axes or None)
-
-    def sum(self, axis=None, dtype=None, keepdims=False):
-        return _structural().reduce("sum", self, axis, dtype, keepdims)
-
-    def prod(self, axis=None, dtype=None, keepdims=False):
-        return _structural().reduce("prod", self, axis, dtype, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _structural().reduce("max", self, axis, None, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return _structural().reduce("min", self, axis, None, keepdims)
-
-    def mean(self, axis=None, dtype=None, keepdims=False):
-        return _structural().mean(self, axis, dtype, keepdims)
-
-    def squeeze(self, axis=None):
-        return _ops().squeeze(self, axis)
-
-    def dot(self, other):
-        return _structural().matmul(self, other, "dot")
-
-    def flatten(self):
-        return _ops().reshape(self, (-1,))
-
-    ravel = flatten
+    def __getattr__(self, name):
+        """ndarray methods tracejit traces are installed on the class from
+        the binding registry; any other ndarray attribute is refused by
+        name (and is still an AttributeError, as Python expects)."""
+        if name.startswith("__") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"'numpy.ndarray' object has no attribute "
+                                 f"{name!r}")
+        from .context import user_location
+        raise UnsupportedAttributeError(
+            f"numpy.ndarray.{name} is not supported under jit (on a traced "
+            f"value {self.aval}) at {user_location()}")
 
 
 def _ops():
     from . import ops
     return ops
-
-
-def _structural():
-    from . import structural
-    return structural
 
 
 def _binary(ufunc, reflected=False):
@@ -211,6 +175,8 @@ def _pow(self, other):
 
 
 Tracer.__pow__ = _pow
+for _name, (_ufunc, _symbol) in OPERATORS.items():
+    setattr(Tracer, f"__i{_name}__", inplace_method(_ufunc, _symbol))
 Tracer.__neg__ = lambda self: np.negative(self)
 Tracer.__pos__ = lambda self: np.positive(self)
 Tracer.__abs__ = lambda self: np.absolute(self)
