@@ -16,6 +16,7 @@ def test_demo_quick():
         assert name in out
     assert "MISMATCH" not in out
     assert "speedup" in out
+    assert "platform math library" not in out   # inline vector math now
 
 
 def test_missing_or_unknown_command_exits_2():

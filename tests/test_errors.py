@@ -356,3 +356,59 @@ def test_traced_index_is_unsupported():
         jit(lambda x, i: x[i])(X34, 1)
     np.testing.assert_array_equal(
         jit(lambda x, i: x[i], static_argnums=1)(X34, 1), X34[1])
+
+
+# ---- every unsupported operation on a traced value is a TracejitError ------
+
+def use_std(x):
+    return x.std()  # MARK-std
+
+
+def use_concatenate(x):
+    return np.concatenate([x, x])  # MARK-concat
+
+
+def use_norm(x):
+    return np.linalg.norm(x)  # MARK-norm
+
+
+def test_unsupported_method_names_it_and_the_line():
+    """Was: a bare AttributeError ('Tracer' object has no attribute)."""
+    with pytest.raises(tracejit.errors.UnsupportedAttributeError) as info:
+        jit(use_std)(X34)
+    assert isinstance(info.value, (TracejitError, AttributeError))
+    assert "numpy.ndarray.std" in str(info.value)
+    assert_location(info.value, use_std, "MARK-std")
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        jit(lambda x: x.nonsense)(X34)
+
+
+def test_arguments_inside_lists_are_described():
+    """Was: np.concatenate([a, b]) reported '(arguments )'."""
+    with pytest.raises(UnsupportedError) as info:
+        jit(use_concatenate)(X34)
+    assert "numpy.concatenate" in str(info.value)
+    assert "f32[3,4], f32[3,4]" in str(info.value)
+    assert_location(info.value, use_concatenate, "MARK-concat")
+
+
+def test_functions_are_named_by_their_public_path():
+    """Was: np.linalg.norm reported as 'numpy.norm'."""
+    with pytest.raises(UnsupportedError) as info:
+        jit(use_norm)(X34)
+    assert "numpy.linalg.norm" in str(info.value)
+    assert_location(info.value, use_norm, "MARK-norm")
+
+
+def test_a_list_argument_is_traced_as_scalars_and_the_error_says_so():
+    def f(x):
+        return np.exp(x)  # MARK-list
+
+    with pytest.raises(TracerConversionError) as info:
+        jit(f)([1.0, 2.0])
+    msg = str(info.value)
+    assert "np.asarray(x)" in msg and "separate scalars" in msg, msg
+    assert "mark x[0] static" not in msg
+    assert_location(info.value, f, "MARK-list")
+    np.testing.assert_allclose(jit(f)(np.asarray([1.0, 2.0])),
+                               np.exp([1.0, 2.0]), rtol=1e-15)

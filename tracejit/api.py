@@ -9,6 +9,17 @@ Calls with only positional numpy arrays skip even the flattening: their
 shapes and dtypes key a second cache, whose entries (see ``_fast_runner``)
 allocate the outputs and make one native call.  That path costs about a
 microsecond, where flattening alone costs several.
+
+Each signature is traced and compiled once, however many threads make its
+first call at the same time (``once.py``).  The counters of
+``cache_info()`` then read: ``misses`` calls that compiled their
+signature's executable themselves; ``hits`` calls that found it compiled,
+including calls that waited while another thread compiled it, so hits +
+misses is the number of calls (those that failed before they had an
+executable, in tracing say, count nowhere); ``traces`` and ``compiles``
+the traces and compilations that succeeded, one per signature
+(``lower()`` traces, ``Lowered.compile()`` compiles, neither counts a
+call).
 """
 from __future__ import annotations
 
@@ -20,12 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import tree
+from .arguments import check_one_device, to_array
 from .backends.cpu import CpuExecutable
-from .errors import UnsupportedError
+from .errors import TracejitError
 from .hlo.module import Aval, Module
-from .memory import MemoryAnalysis, memory_analysis
+from .once import OncePerKey
 from .pipeline import optimize, to_program
-from .tracing import SUPPORTED_DTYPES, LeafSpec, trace
+from .stages import Compiled, Lowered, check_int32
+from .tracing import LeafSpec, trace
 
 _ndarray = np.ndarray
 CacheInfo = namedtuple("CacheInfo", "hits misses traces compiles")
@@ -77,6 +90,7 @@ class Jitted:
         self.fun = fun
         self.backend = backend or "cpu"
         functools.update_wrapper(self, fun)
+        self._name = getattr(fun, "__name__", type(fun).__name__)
         try:
             params = list(inspect.signature(fun).parameters.values())
         except (TypeError, ValueError):
@@ -96,6 +110,7 @@ class Jitted:
         # the array type whose calls may take the fast path
         self._fast_type = _ndarray if self.backend == "cpu" else None
         self._stats = {"hits": 0, "misses": 0, "traces": 0, "compiles": 0}
+        self._once = OncePerKey()
 
     def __get__(self, obj, objtype=None):
         """Bind like a function, so ``@jit`` works on methods (``self`` is
@@ -135,11 +150,11 @@ class Jitted:
             tree.TreeDef("dict", tuple(kw_defs), tuple(dyn_kwargs))))
         arrays, specs = [], []
         for leaf, path in zip(leaves, paths):
-            arr, weak = _to_array(leaf, path, self.backend)
+            arr, weak = to_array(leaf, path, self.backend, self._name)
             arrays.append(arr)
             specs.append(LeafSpec(Aval(arr.shape, arr.dtype.name), weak, path))
         if self.backend == "cuda":
-            _check_one_device(leaves, paths)
+            check_one_device(leaves, paths)
         positions = tuple(n for n, _ in dyn_args)
         key = (treedef, positions,
                tuple((s.aval.shape, s.aval.dtype, s.weak) for s in specs),
@@ -163,10 +178,30 @@ class Jitted:
         return value
 
     # ---- tracing and compiling ----------------------------------------------
-    def _trace(self, key, specs, treedef, positions, static) -> _Traced:
-        traced = self._traced.get(key)
-        if traced is not None:
-            return traced
+    def _traced_for(self, key, specs, treedef, positions, static) -> _Traced:
+        """The traced program of ``key``, traced by one thread only."""
+        traced, _ = self._once.get_or_build(
+            self._traced, key,
+            lambda: self._trace(specs, treedef, positions, static))
+        return traced
+
+    def _compiled_for(self, key, traced_for) -> tuple:
+        """((executable, output tree, int32 leaves), compiled by this
+        call), compiling once per ``key``; ``traced_for()`` gives the
+        traced program when this call compiles."""
+        return self._once.get_or_build(
+            self._compiled, key, lambda: self._compile(traced_for()))
+
+    def _miss(self, key, specs, treedef, positions, static) -> tuple:
+        """A call's compile-once path, out of ``__call__``: a closure there
+        would make its locals cells and slow down the fast path."""
+        entry, compiled = self._compiled_for(key, lambda: self._traced_for(
+            key, specs, treedef, positions, static))
+        self._once.add(self._stats, "misses" if compiled else "hits")
+        return entry
+
+    def _trace(self, specs, treedef, positions, static) -> _Traced:
+        """Trace and optimize (callers go through ``_traced_for``)."""
         out_tree_box = []
 
         def flat_fun(*tracers):
@@ -182,26 +217,27 @@ class Jitted:
             out_tree_box.append(out_tree)
             return leaves
 
-        module, weak = trace(flat_fun, specs, _module_name(self.fun))
-        self._stats["traces"] += 1
+        try:
+            module, weak = trace(flat_fun, specs, _module_name(self.fun),
+                                 watch=(self.fun, *static.values()))
+        except TracejitError as err:
+            for note in _scalar_list_notes(treedef, specs, str(err)):
+                err.add_note(note)
+            raise
         narrowed = _int32_leaves(module, specs)
         optimize(module, self.backend)
-        traced = _Traced(module, out_tree_box[0], weak, narrowed)
-        self._traced[key] = traced
-        return traced
+        self._once.add(self._stats, "traces")
+        return _Traced(module, out_tree_box[0], weak, narrowed)
 
-    def _compile(self, key, traced: _Traced):
-        """(executable, output tree) for ``key``, compiling on first use."""
-        entry = self._compiled.get(key)
-        if entry is None:
-            program = to_program(traced.module)
-            entry = (_executable(self.backend, program), traced.out_tree,
-                     traced.int32_leaves)
-            if self.backend == "cuda" and self._fast_type is None:
-                import cupy
-                self._fast_type = cupy.ndarray
-            self._stats["compiles"] += 1
-            self._compiled[key] = entry
+    def _compile(self, traced: _Traced) -> tuple:
+        """Lower and compile (callers go through ``_compiled_for``)."""
+        program = to_program(traced.module)
+        entry = (_executable(self.backend, program), traced.out_tree,
+                 traced.int32_leaves)
+        if self.backend == "cuda" and self._fast_type is None:
+            import cupy
+            self._fast_type = cupy.ndarray
+        self._once.add(self._stats, "compiles")
         return entry
 
     def __call__(self, *args, **kwargs):
@@ -229,13 +265,11 @@ class Jitted:
             self._split(args, kwargs)
         entry = self._compiled.get(key)
         if entry is None:
-            self._stats["misses"] += 1
-            traced = self._trace(key, specs, treedef, positions, static)
-            entry = self._compile(key, traced)
+            entry = self._miss(key, specs, treedef, positions, static)
         else:
             self._stats["hits"] += 1
         executable, out_tree, int32_leaves = entry
-        _check_int32(int32_leaves, arrays, specs)
+        check_int32(int32_leaves, arrays, specs)
         if fast is not None and not self._static_nums and \
                 not int32_leaves and all(
                     a is b for a, b in zip(arrays, args)):
@@ -256,10 +290,10 @@ class Jitted:
             key += (a.shape, a.dtype)
         return tuple(key)
 
-    def lower(self, *args, **kwargs) -> "Lowered":
+    def lower(self, *args, **kwargs) -> Lowered:
         key, arrays, specs, treedef, positions, static = \
             self._split(args, kwargs)
-        traced = self._trace(key, specs, treedef, positions, static)
+        traced = self._traced_for(key, specs, treedef, positions, static)
         return Lowered(self, key, traced)
 
     def cache_info(self) -> CacheInfo:
@@ -269,74 +303,6 @@ class Jitted:
         self._traced.clear()
         self._compiled.clear()
         self._fast.clear()
-
-
-class Lowered:
-    """A traced and optimized program for one signature."""
-
-    def __init__(self, jitted: Jitted, key, traced: _Traced):
-        self._jitted, self._key, self._traced = jitted, key, traced
-
-    def as_text(self) -> str:
-        """The HLO module as text, after the passes (with fusion notes)."""
-        return self._traced.module.text()
-
-    def fusion_report(self) -> str:
-        """Every fusion decision and refusal, with its reason."""
-        plan = self._traced.module.fusion
-        lines = [f"{len(plan.groups)} kernel groups, run in order "
-                 f"{plan.order}"]
-        for group in plan.groups:
-            kind = ("library call" if group.library else
-                    "reduction fusion" if group.row_axes else "loop fusion")
-            roots = ", ".join(f"%{r}" for r in group.roots)
-            rows = f", rows over axes {list(group.row_axes)}" \
-                if group.row_axes else ""
-            lines.append(f"  kernel {group.id}: {kind} over "
-                         f"{list(group.space)}{rows}; roots {roots}")
-        return "\n".join(lines + plan.report) + "\n"
-
-    def compile(self) -> "Compiled":
-        executable, out_tree, int32_leaves = self._jitted._compile(
-            self._key, self._traced)
-        return Compiled(self._jitted, self._key, executable, out_tree,
-                        int32_leaves)
-
-
-class Compiled:
-    """The executable for one signature."""
-
-    def __init__(self, jitted: Jitted, key, executable: CpuExecutable,
-                 out_tree, int32_leaves=()):
-        self._jitted, self._key = jitted, key
-        self.executable, self._out_tree = executable, out_tree
-        self._int32_leaves = int32_leaves
-
-    def as_text(self) -> str:
-        """The generated LLVM IR."""
-        return self.executable.as_text()
-
-    def assembly(self) -> str:
-        return self.executable.assembly()
-
-    @property
-    def kernel_count(self) -> int:
-        return self.executable.kernel_count
-
-    def memory_analysis(self) -> MemoryAnalysis:
-        """Argument, output, temporary, arena and peak bytes of one call."""
-        return memory_analysis(self.executable.program)
-
-    def program_text(self) -> str:
-        return self.executable.program.describe()
-
-    def __call__(self, *args, **kwargs):
-        key, arrays, specs, *_ = self._jitted._split(args, kwargs)
-        if key != self._key:
-            raise TypeError("arguments do not match the signature this "
-                            "executable was compiled for")
-        _check_int32(self._int32_leaves, arrays, specs)
-        return tree.unflatten(self._out_tree, self.executable(arrays))
 
 
 def _fast_runner(executable, out_tree: tree.TreeDef):
@@ -370,16 +336,6 @@ def _int32_leaves(module: Module, specs) -> tuple:
     return tuple(sorted(out))
 
 
-def _check_int32(leaves: tuple, arrays, specs) -> None:
-    """numpy raises OverflowError for a Python int that does not fit the
-    int32 it is cast to (NEP 50); the value is only known at call time."""
-    for k in leaves:
-        value = int(arrays[k])
-        if not -2**31 <= value < 2**31:
-            raise OverflowError(f"argument {specs[k].name}: Python integer "
-                                f"{value} out of bounds for int32")
-
-
 def _type_tag(value):
     """The types inside a static value: 2, 2.0 and True hash and compare
     equal but trace differently, so the cache key tells them apart."""
@@ -402,63 +358,27 @@ def _executable(backend: str, program):
     return CpuExecutable(program)
 
 
-def _on_gpu(leaf) -> bool:
-    return hasattr(leaf, "__cuda_array_interface__")
-
-
-def _check_one_device(leaves, paths) -> None:
-    """A CUDA call takes numpy arrays (copied to the device) or CuPy
-    arrays, not both: a mix usually means a forgotten transfer."""
-    gpu = [p for leaf, p in zip(leaves, paths) if _on_gpu(leaf)]
-    host = [p for leaf, p in zip(leaves, paths)
-            if isinstance(leaf, np.ndarray)]
-    if gpu and host:
-        raise TypeError(f"argument {host[0]} is a numpy array (host memory) "
-                        f"but argument {gpu[0]} is a CuPy array (GPU): pass "
-                        "all arrays on one side (cupy.asarray / "
-                        "cupy.asnumpy)")
-
-
-def _to_array(leaf, path: str, backend: str = "cpu"):
-    """(array, weak) for one argument leaf, or a clear TypeError.  On the
-    CUDA backend a CuPy array stays as it is."""
-    if _on_gpu(leaf):
-        if backend != "cuda":
-            raise TypeError(f"argument {path}: a {type(leaf).__module__}."
-                            f"{type(leaf).__name__} lives on the GPU; use "
-                            "jit(..., backend='cuda') or copy it to the host")
-        if np.dtype(leaf.dtype).name not in SUPPORTED_DTYPES:
-            raise UnsupportedError(f"argument {path}: dtype {leaf.dtype} is "
-                                   "not supported (supported: "
-                                   f"{', '.join(SUPPORTED_DTYPES)})")
-        return leaf, False
-    if isinstance(leaf, (bool, np.bool_)):
-        return np.asarray(leaf, dtype=bool), False
-    if isinstance(leaf, np.generic):
-        # numpy scalars are strongly typed, even np.float64, which is a
-        # subclass of Python float (NEP 50)
-        return _checked_array(np.asarray(leaf), path), False
-    if isinstance(leaf, int):
-        if not -2**63 <= leaf < 2**63:
-            raise OverflowError(f"argument {path}: Python int {leaf} does not "
-                                "fit in int64")
-        return np.asarray(leaf, dtype=np.int64), True
-    if isinstance(leaf, float):
-        return np.asarray(leaf, dtype=np.float64), True
-    if not isinstance(leaf, np.ndarray):
-        raise TypeError(f"argument {path}: {type(leaf).__name__} is not a "
-                        "valid jit argument (numpy arrays, numpy or Python "
-                        "scalars, and tuples/lists/dicts/None of them); mark "
-                        "it static if it is configuration")
-    return _checked_array(np.asarray(leaf), path), False
-
-
-def _checked_array(arr: np.ndarray, path: str) -> np.ndarray:
-    if arr.dtype.name not in SUPPORTED_DTYPES:
-        raise UnsupportedError(f"argument {path}: dtype {arr.dtype} is not "
-                               f"supported (supported: "
-                               f"{', '.join(SUPPORTED_DTYPES)})")
-    if not arr.dtype.isnative:
-        # the kernels read native byte order
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr
+def _scalar_list_notes(treedef: tree.TreeDef, specs, message: str):
+    """Notes for a tracing error when an argument is a list or tuple of
+    scalars and ``message`` does not already say what to do with it.  Such
+    an argument is a pytree of separate scalars (as in JAX), so numpy
+    functions inside the trace see a Python list of traced values, never an
+    array, and an error may name one element (``x[0]``) as if it were an
+    argument of its own."""
+    notes, first = [], 0
+    args, kwargs = treedef.children
+    for arg in args.children + kwargs.children:
+        for kind, start, count in tree.leaf_sequences(arg, first):
+            leaves = specs[start:start + count]
+            if all(s.aval.shape == () for s in leaves):
+                name = leaves[0].name[:-len("[0]")]
+                if f"np.asarray({name})" in message:
+                    continue
+                notes.append(
+                    f"argument {name} is a {kind} of {count} scalars, which "
+                    f"jit traces as {count} separate scalars "
+                    f"({name}[0], ...), not as one array: pass "
+                    f"np.asarray({name}) to trace an array, or a tuple "
+                    "marked static if its values are configuration")
+        first += arg.num_leaves
+    return notes

@@ -32,3 +32,8 @@ class UnsupportedWriteError(UnsupportedError):
 class CastingError(TracejitError, TypeError):
     """numpy's casting rule forbids the conversion an operation needs
     (``int_array += 1.5``), as numpy itself would refuse it."""
+
+
+class RandomDrawError(UnsupportedError):
+    """A random draw inside a jitted function: it would run once, while
+    tracing, and be baked into the compiled code (not compiled yet)."""

@@ -71,3 +71,29 @@ def _build(treedef: TreeDef, it):
     if treedef.kind == "list":
         return kids
     return dict(zip(treedef.keys, kids))
+
+
+def leaf_sequences(treedef: TreeDef, first: int = 0):
+    """(kind, first leaf index, count) for every tuple or list in
+    ``treedef`` whose children are all leaves, numbering leaves from
+    ``first``.  A list of Python scalars is such a node: each element is a
+    leaf of its own (as in JAX), not one array, which error messages may
+    need to say."""
+    found: list[tuple[str, int, int]] = []
+    _leaf_sequences(treedef, first, found)
+    return found
+
+
+def _leaf_sequences(treedef: TreeDef, first: int, found: list) -> int:
+    """Appends to ``found``; returns the index after this subtree's
+    leaves."""
+    kids = treedef.children
+    if treedef.kind in ("tuple", "list") and kids and \
+            all(c.kind == "leaf" for c in kids):
+        found.append((treedef.kind, first, len(kids)))
+        return first + len(kids)
+    if treedef.kind == "leaf":
+        return first + 1
+    for child in kids:
+        first = _leaf_sequences(child, first, found)
+    return first

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from ..hlo.module import Aval, Module
 from .context import SUPPORTED_DTYPES, TraceContext, check_dtype, tracing
+from .intercept import intercepting
 from .ops import as_tracer
 from .tracer import Tracer
 
 # The numpy protocols' implementations, imported by the tracer on its first
 # ufunc or function call (a circular import otherwise).  Loaded here, with
 # the package, they are not part of a user's first call.
-from . import numpy_protocol  # noqa: E402,F401  isort: skip
+from . import numpy_protocol, random  # noqa: E402,F401  isort: skip
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,20 @@ class LeafSpec:
     name: str
 
 
-def trace(flat_fun, leaves: list[LeafSpec], name: str):
+def trace(flat_fun, leaves: list[LeafSpec], name: str, watch=()):
     """Call ``flat_fun(*tracers)`` and return (module, output weak flags).
 
     ``flat_fun`` must return a flat list of outputs (tracers, numpy values or
-    Python scalars).
+    Python scalars).  ``watch``: the user's function and static values,
+    whose reachable random states must not change while tracing.
     """
     ctx = TraceContext(name)
-    with tracing(ctx):
+    before = random.reachable_states(watch)
+    with tracing(ctx), intercepting():
         params = [ctx.parameter(k, leaf.aval, leaf.weak, leaf.name)
                   for k, leaf in enumerate(leaves)]
         outs = [as_tracer(o) for o in flat_fun(*params)]
+    random.check_unchanged(before, watch, name)
     ctx.module.outputs = tuple(t.id for t in outs)
     return ctx.module, [t.weak for t in outs]
 

@@ -11,14 +11,17 @@ from .ops import as_tracer, convert, describe, reshape, resolve
 from .tracer import Tracer
 
 
-def matmul(a, b, name: str = "matmul") -> Tracer:
+def matmul(a, b, name: str = "matmul", dtype=None,
+           casting="same_kind") -> Tracer:
+    """numpy.matmul / numpy.dot; ``dtype`` and ``casting`` as matmul's
+    ufunc keywords."""
     a, b = as_tracer(a), as_tracer(b)
     ra, rb = len(a.aval.shape), len(b.aval.shape)
     if ra == 0 or rb == 0 or ra > 2 or rb > 2:
         raise UnsupportedError(f"numpy.{name} of {describe([a, b])}: only 1-D "
                                f"and 2-D operands are supported at "
                                f"{user_location()}")
-    (da, db), (out_dtype,) = resolve(np.matmul, [a, b])
+    (da, db), (out_dtype,) = resolve(np.matmul, [a, b], dtype, casting)
     a2 = reshape(a, (1, a.aval.shape[0])) if ra == 1 else a
     b2 = reshape(b, (b.aval.shape[0], 1)) if rb == 1 else b
     if a2.aval.shape[1] != b2.aval.shape[0]:

@@ -270,6 +270,8 @@ def expand_dims(x, axis) -> Tracer:
 def squeeze(x, axis=None) -> Tracer:
     x = as_tracer(x)
     shape = x.aval.shape
+    if not shape and isinstance(axis, (int, np.integer)) and axis in (0, -1):
+        return x        # numpy accepts an int axis 0 / -1 on a 0-d squeeze
     if axis is None:
         axes = tuple(k for k, n in enumerate(shape) if n == 1)
     else:

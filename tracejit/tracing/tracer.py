@@ -16,6 +16,9 @@ from ..hlo.module import Aval
 from .writes import OPERATORS, inplace_method
 
 
+CONVERSION = "conversion to a numpy array"
+
+
 class Tracer:
     __slots__ = ("ctx", "id", "aval", "weak", "deps")
     __array_priority__ = 1000
@@ -66,6 +69,17 @@ class Tracer:
     # ---- concrete-value conversions: errors -------------------------------
     def _concrete_error(self, what: str):
         from .context import user_location
+        containers = sorted({d.split("[")[0] for d in self.deps if "[" in d})
+        if containers and what == CONVERSION:
+            listed = ", ".join(containers)
+            return TracerConversionError(
+                f"{what} of a traced value {self.aval} at "
+                f"{user_location()}: argument(s) {listed} are lists, tuples "
+                f"or dicts, which jit traces as separate scalars (a pytree, "
+                f"as in JAX: {', '.join(sorted(self.deps))}), so numpy "
+                f"cannot make one array of them; pass "
+                f"np.asarray({containers[0]}) to the jitted function to keep it one array (or mark "
+                f"{listed} static)")
         if self.deps:
             names = ", ".join(sorted(self.deps))
             cause = (f"it depends on argument(s) {names}, which jit traces "
@@ -95,7 +109,7 @@ class Tracer:
         raise self._concrete_error("use as an index")
 
     def __array__(self, dtype=None, copy=None):
-        raise self._concrete_error("conversion to a numpy array")
+        raise self._concrete_error(CONVERSION)
 
     # ---- numpy protocols ---------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):

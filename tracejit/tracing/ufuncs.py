@@ -14,9 +14,12 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from . import linalg, ops
-from .binding import FUNCTIONS, Traced, implements, public_name, refuse_value
+from .binding import (ArgumentError, FUNCTIONS, Traced, implements,
+                      public_name, refuse_value)
 from .context import user_location
 from .ops import as_tracer, describe
+
+_NO_VALUE = np._NoValue
 
 # ufunc -> (primitive, inputs converted to bool first?)
 UFUNCS = {
@@ -59,9 +62,13 @@ def apply(ufunc, inputs, dtype=None, casting="same_kind", order="K",
     if ufunc in COMPOSED_UFUNCS:
         return COMPOSED_UFUNCS[ufunc](*inputs, dtype=dtype, casting=casting)
     prim, pre_bool = UFUNCS[ufunc]
-    if pre_bool and dtype is not None:
-        raise refuse_value(public_name(ufunc), "dtype", dtype,
-                           "logical ufuncs compute in bool")
+    if pre_bool and (dtype is not None or casting != "same_kind"):
+        # numpy's loop for another dtype computes the same truth values
+        # (x != 0), then stores them in that dtype
+        _, (out,) = ops.resolve(ufunc, [as_tracer(x) for x in inputs],
+                                dtype, casting)
+        result = ops.elementwise(ufunc, prim, inputs, pre_bool)
+        return ops.convert(result, out)
     return ops.elementwise(ufunc, prim, inputs, pre_bool, dtype, casting)
 
 
@@ -88,10 +95,7 @@ def _positive(x, dtype=None, casting="same_kind"):
 
 
 def _matmul(a, b, dtype=None, casting="same_kind"):
-    if dtype is not None:
-        raise refuse_value("numpy.matmul", "dtype", dtype,
-                           "matrix products compute in numpy's result type")
-    return linalg.matmul(a, b)
+    return linalg.matmul(a, b, "matmul", dtype, casting)
 
 
 COMPOSED_UFUNCS = {np.square: _square, np.reciprocal: _reciprocal,
@@ -125,18 +129,37 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
 
 
 @implements(np.clip)
-def clip(a, a_min=None, a_max=None, *, min=None, max=None):
-    """``np.clip``: numpy 2's ``min=`` / ``max=`` names or the old
-    ``a_min`` / ``a_max``, never both; bounds may be arrays."""
-    if (a_min is not None or a_max is not None) and \
-            (min is not None or max is not None):
+def clip(a, a_min=_NO_VALUE, a_max=_NO_VALUE, *, min=_NO_VALUE,
+         max=_NO_VALUE):
+    """``np.clip`` with numpy's argument rules (numpy 2's ``min=`` /
+    ``max=`` or the old ``a_min`` / ``a_max``, never both) and its dtype
+    rules: one bound is ``maximum`` / ``minimum``; two are numpy's clip
+    ufunc, whose loop promotes the array and both bounds together."""
+    if a_min is _NO_VALUE and a_max is _NO_VALUE:
+        a_min = None if min is _NO_VALUE else min
+        a_max = None if max is _NO_VALUE else max
+    elif a_min is _NO_VALUE or a_max is _NO_VALUE:
+        missing = "a_min" if a_min is _NO_VALUE else "a_max"
+        raise ArgumentError(f"numpy.clip: missing required argument "
+                            f"{missing!r} at {user_location()}")
+    elif min is not _NO_VALUE or max is not _NO_VALUE:
         raise ValueError("numpy.clip: passing min or max together with "
-                         f"a_min or a_max is forbidden at {user_location()}")
-    low = a_min if a_min is not None else min
-    high = a_max if a_max is not None else max
-    out = as_tracer(a)
-    if low is not None:
-        out = np.maximum(out, low)
-    if high is not None:
-        out = np.minimum(out, high)
-    return as_tracer(out)
+                         f"a_min and a_max is forbidden at {user_location()}")
+    a = as_tracer(a)
+    if a.dtype.kind in "iu":
+        # Python ints beyond the dtype's range bound nothing (NEP 50)
+        info = np.iinfo(a.dtype)
+        if type(a_min) is int and a_min <= info.min:
+            a_min = None
+        if type(a_max) is int and a_max >= info.max:
+            a_max = None
+    if a_min is None and a_max is None:
+        return np.positive(a)
+    if a_min is None:
+        return np.minimum(a, a_max)
+    if a_max is None:
+        return np.maximum(a, a_min)
+    operands = [a, as_tracer(a_min), as_tracer(a_max)]
+    (dt, _, _), _ = ops.resolve(np._core.umath.clip, operands)
+    x, low, high = (ops.convert(t, dt) for t in operands)
+    return np.minimum(np.maximum(x, low), high)
