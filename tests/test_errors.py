@@ -412,3 +412,14 @@ def test_a_list_argument_is_traced_as_scalars_and_the_error_says_so():
     assert_location(info.value, f, "MARK-list")
     np.testing.assert_allclose(jit(f)(np.asarray([1.0, 2.0])),
                                np.exp([1.0, 2.0]), rtol=1e-15)
+
+
+@pytest.mark.parametrize("fn, name", [
+    (lambda x: divmod(x, 2), "numpy.divmod"),
+    (lambda x: round(x), "numpy.round"),
+    (lambda x: x.cumsum(), "numpy.ndarray.cumsum"),
+    (lambda x: np.add.reduce(x), "add.reduce"),
+], ids=["divmod", "round", "cumsum-method", "ufunc-method"])
+def test_python_protocols_numpy_routes_are_refused_by_name(fn, name):
+    with pytest.raises(TracejitError, match=re.escape(name)):
+        jit(fn)(X34)

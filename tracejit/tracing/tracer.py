@@ -196,3 +196,9 @@ Tracer.__pos__ = lambda self: np.positive(self)
 Tracer.__abs__ = lambda self: np.absolute(self)
 Tracer.__invert__ = lambda self: np.invert(self)
 Tracer.__hash__ = object.__hash__
+# numpy's own routes for these Python protocols, so what tracejit does not
+# trace yet is refused by name (numpy.divmod, numpy.round), not a bare
+# "unsupported operand" TypeError
+Tracer.__divmod__ = _binary(np.divmod)
+Tracer.__rdivmod__ = _binary(np.divmod, reflected=True)
+Tracer.__round__ = lambda self, ndigits=None: np.round(self, ndigits or 0)
