@@ -31,6 +31,17 @@ def _id_list(text: str) -> list[int]:
     return ids
 
 
+def _size_list(text: str) -> list[int]:
+    try:
+        sizes = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of program sizes: "
+                                         f"{text!r}")
+    return sizes
+
+
 def _name_list(text: str) -> list[str]:
     return [] if text.strip() in ("", "none") else \
         [t.strip() for t in text.split(",") if t.strip()]
@@ -61,6 +72,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", choices=("cpu", "cuda"), default="cpu",
                         help="cpu (default) or cuda: the GPU suite "
                              "(CuPy, jax, torch.compile on the GPU)")
+    parser.add_argument("--compile-scaling", action="store_true",
+                        help="instead of the workloads: compile time "
+                             "against program size (chains and diamonds "
+                             "of 10 to 10,000 instructions), tracejit and "
+                             "jax (scaling.py)")
+    parser.add_argument("--scaling-sizes", type=_size_list, default=None,
+                        metavar="10,100,...",
+                        help="program sizes for --compile-scaling "
+                             "(default 10,100,1000,10000)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="save every figure to FILE as JSON")
     parser.add_argument("--plot", metavar="FILE.png", default=None,
@@ -81,6 +101,9 @@ def main(args, frameworks=None) -> int:
     if args.backend == "cuda":
         from . import gpu
         return gpu.run(args, lambda text="": print(text, flush=True))
+    if args.compile_scaling:
+        from . import scaling
+        return scaling.run(args, lambda text="": print(text, flush=True))
     quick = args.quick
     runs = args.runs if args.runs is not None else (5 if quick else 20)
     scale = args.size_scale if args.size_scale is not None else \

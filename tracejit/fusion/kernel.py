@@ -22,6 +22,7 @@ one description; they differ in loop structure and math library only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 import math
 
 from ..layout.indexing import IndexMap
@@ -161,10 +162,25 @@ class Kernel:
         kept = self.kept_axes
         return kept[0] if kept else None
 
-    @property
+    @functools.cached_property
     def reductions(self) -> tuple[Reduction, ...]:
         """Every reduction, numbered as ``reduced`` ops count them."""
         return tuple(r for st in self.stages for r in st.reductions)
+
+    @functools.cached_property
+    def first_reduction(self) -> tuple[int, ...]:
+        """Number of stage s's first reduction, for every s (and the total
+        at the end): renderers look it up instead of summing stages."""
+        out, count = [], 0
+        for st in self.stages:
+            out.append(count)
+            count += len(st.reductions)
+        return tuple(out + [count])
+
+    @property
+    def op_count(self) -> int:
+        """Scalar ops in every stage (a measure of the code to compile)."""
+        return sum(len(st.ops) + len(st.after) for st in self.stages)
 
     @property
     def buffer_args(self) -> tuple[BufferArg, ...]:

@@ -18,8 +18,9 @@ from dataclasses import replace
 import numpy as np
 
 from ..hlo.module import Instruction, Module
-from ..hlo.primitives import PRIMITIVES, Library, Reduce, Scalar, Source
+from ..hlo.primitives import PRIMITIVES, Reduce, Source
 from ..layout.indexing import IndexMap, row_major_strides
+from .generate import ValueGenerator
 from .kernel import BufferArg, Kernel, Reduction, ScalarOp, Stage, Store
 from .plan import FusionPlan, Group, resolve, root_reads
 from .program import Buffer, KernelStep, LibraryStep, Program
@@ -55,7 +56,12 @@ class Lowering:
         return need
 
     def reads(self, root: int):
-        return root_reads(self.m, root, self.plan.inlined)
+        """The root's reads, walked once (the plan keeps those it made)."""
+        cached = self.plan.reads.get(root)
+        if cached is None:
+            cached = root_reads(self.m, root, self.plan.inlined)
+            self.plan.reads[root] = cached
+        return cached
 
     # ---- buffers -------------------------------------------------------------
     def source_buffer(self, ins: Instruction) -> int:
@@ -139,7 +145,7 @@ class Lowering:
         return out.id
 
 
-class KernelBuilder:
+class KernelBuilder(ValueGenerator):
     """Builds the kernel of one group: levels, stages, scalar ops."""
 
     def __init__(self, lowering: Lowering, group: Group):
@@ -156,6 +162,7 @@ class KernelBuilder:
         self.local_of: dict[int, int | None] = {}   # value -> local arg
         self.level: dict[int, int] = {}
         self.kept_members: set[int] = set()
+        self.reduction_count = 0
 
     def stage(self, s: int) -> None:
         while len(self.rows) <= s:
@@ -203,6 +210,11 @@ class KernelBuilder:
         self.levels()
         g = self.g
         later_reads = self.later_stage_reads()
+        self.read_maps: dict[int, set[IndexMap]] = {}
+        for root in g.roots:
+            for src, at in self.low.reads(root):
+                if src in later_reads:
+                    self.read_maps.setdefault(src, set()).add(at)
         self.local_of = {v: None for v in later_reads if self.row_local(v)}
         for root in g.roots:
             s = self.level[root]
@@ -241,9 +253,7 @@ class KernelBuilder:
         if row * np.dtype(self.m.get(value).dtype).itemsize > \
                 LOCAL_ROW_BYTES:
             return False
-        here = IndexMap.identity(g.space)
-        return all(at == here for root in g.roots
-                   for src, at in self.low.reads(root) if src == value)
+        return self.read_maps[value] <= {IndexMap.identity(g.space)}
 
     def local_arg(self, value: int) -> int:
         """The row-scratch arg holding ``value`` (made on first use)."""
@@ -263,7 +273,8 @@ class KernelBuilder:
         combiner = PRIMITIVES[ins.op].lowering.combiner
         operand = ins.operands[0]
         value = self.emit(("row", s), operand, IndexMap.identity(self.g.space))
-        self.red_index[root] = sum(len(r) for r in self.reductions)
+        self.red_index[root] = self.reduction_count
+        self.reduction_count += 1
         self.reductions[s].append(Reduction(
             value, combiner, accumulator_dtype(combiner, ins.dtype)))
         if stored:
@@ -281,53 +292,6 @@ class KernelBuilder:
         st = Store(arg, op_index, index)
         (self.stores if ctx[0] == "row" else self.after_stores)[ctx[1]] \
             .append(st)
-
-    def push(self, ctx, op: ScalarOp) -> int:
-        ops = (self.rows if ctx[0] == "row" else self.afters)[ctx[1]]
-        ops.append(op)
-        return len(ops) - 1
-
-    def emit(self, ctx, value: int, at: IndexMap) -> int:
-        """Index, in ctx's op list, of ``value`` read at map ``at``."""
-        src, at = resolve(self.m, value, at)
-        key = (ctx, src, at)
-        if key in self.memo:
-            return self.memo[key]
-        out = self.generate(ctx, src, at)
-        self.memo[key] = out
-        return out
-
-    def generate(self, ctx, src: int, at: IndexMap) -> int:
-        ins = self.m.get(src)
-        plan = self.low.plan
-        mine = plan.group_of.get(src) == self.g.id
-        if mine and not self.is_row_value(src):
-            if src in self.red_index:
-                return self.push(ctx, ScalarOp(
-                    "reduced", ins.dtype, args=(self.red_index[src],)))
-            s = self.level[src]
-            if ctx == ("after", s):
-                return self.generate_op(ctx, ins, at)
-            point = self.emit(("after", s), src, at)
-            return self.push(ctx, ScalarOp("point", ins.dtype,
-                                           args=(s, point)))
-        if mine and ctx == ("row", self.level[src]) or src in plan.inlined:
-            return self.generate_op(ctx, ins, at)
-        if isinstance(PRIMITIVES[ins.op].lowering, Source) and \
-                ins.aval.size == 1 and "value" in ins.attr_dict:
-            return self.push(ctx, ScalarOp(
-                "const", ins.dtype, value=ins.attr("value").reshape(-1)[0]))
-        if src in self.local_of:
-            arg = self.local_arg(src)
-        else:
-            arg = self.arg(self.low.buffer_of[src])
-        return self.push(ctx, ScalarOp("load", ins.dtype, arg=arg, index=at))
-
-    def generate_op(self, ctx, ins: Instruction, at: IndexMap) -> int:
-        how = PRIMITIVES[ins.op].lowering
-        assert isinstance(how, Scalar), ins.text()
-        operands = tuple(self.emit(ctx, o, at) for o in ins.operands)
-        return self.push(ctx, ScalarOp(how.op, ins.dtype, args=operands))
 
     def build_copy(self, value: int, out: Buffer) -> None:
         self.stage(0)

@@ -18,65 +18,31 @@ matches, when every value of the group it reads is read exactly at its
 placement (no other point of an unfinished kernel is visible), and when the
 merge leaves the graph of groups acyclic.  Decisions and refusals are
 recorded, with their reasons, in ``FusionPlan.report``.
+
+Budgets (budget.py) bound what inlining costs: a value recomputed for
+too many distinct readers, or read through too big an index map, becomes
+a root, and so do values whose expressions would make a kernel too big
+for the compiler; a group takes roots while their code fits one kernel.
+Every step is one pass over the program or over each root's distinct
+reads, so planning is linear in the program's size.
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 from ..hlo.module import Module
 from ..hlo.primitives import (PRIMITIVES, FusionKind, Library, Reduce, Scalar,
                               Source, View)
 from ..layout.indexing import IndexMap, const, var
+from .budget import (KERNEL_OPS, Cone, bound_duplication,
+                     bound_kernel_size, op_weights)
+from .graph import KernelGraph
+from .reads import read_space, resolve, root_reads, view_map  # noqa: F401
 
-class KernelGraph:
-    """Which kernel reads what another computes: an edge ``a -> b`` when
-    kernel ``b`` needs kernel ``a`` first.  One node per kernel, so a few
-    dicts do; networkx did this before and cost ~90 ms of ``import
-    tracejit`` for a reachability test and a topological sort."""
-
-    def __init__(self):
-        self.succ: dict[int, set[int]] = {}
-
-    def add_node(self, n: int) -> None:
-        self.succ.setdefault(n, set())
-
-    def add_edge(self, a: int, b: int) -> None:
-        self.add_node(b)
-        self.succ.setdefault(a, set()).add(b)
-
-    def has_path(self, a: int, b: int) -> bool:
-        seen, stack = {a}, [a]
-        while stack:
-            n = stack.pop()
-            if n == b:
-                return True
-            fresh = self.succ[n] - seen
-            seen |= fresh
-            stack += fresh
-        return False
-
-    def order(self) -> list[int]:
-        """A topological order, the smallest ready kernel id first: kernels
-        run in creation order wherever their dependencies allow."""
-        preds = {n: 0 for n in self.succ}
-        for n in self.succ:
-            for m in self.succ[n]:
-                preds[m] += 1
-        ready = [n for n, k in preds.items() if k == 0]
-        heapq.heapify(ready)
-        out = []
-        while ready:
-            n = heapq.heappop(ready)
-            out.append(n)
-            for m in self.succ[n]:
-                preds[m] -= 1
-                if preds[m] == 0:
-                    heapq.heappush(ready, m)
-        if len(out) != len(preds):
-            raise AssertionError("kernel graph has a cycle")
-        return out
-
+# Sibling kernels (reading the same inputs) a root tries to join, the most
+# recent first: enough for multi-output fusion, and no scan of every
+# kernel that ever read a popular input.
+SIBLING_TRIES = 4
 
 @dataclass
 class Group:
@@ -86,6 +52,7 @@ class Group:
     roots: list[int] = field(default_factory=list)
     library: bool = False
     sources: set[int] = field(default_factory=set)   # buffers it reads
+    cone: Cone = field(default_factory=lambda: Cone(set(), 0))
 
     @property
     def kept_axes(self) -> tuple[int, ...]:
@@ -119,82 +86,39 @@ class FusionPlan:
     inlined: set[int]                 # compute ids recomputed in consumers
     order: list[int]                  # group ids in execution order
     report: list[str]
+    reads: dict[int, list] = field(default_factory=dict)  # root_reads
 
     def text(self) -> str:
         return "\n".join(self.report)
-
-
-def view_map(module: Module, ins) -> IndexMap:
-    """Map from the view's index space into its operand's index space."""
-    operand = module.get(ins.operands[0])
-    method = PRIMITIVES[ins.op].lowering.method
-    return getattr(IndexMap.identity(operand.shape), method)(**ins.attr_dict)
-
-
-def resolve(module: Module, value: int, at: IndexMap):
-    """Follow views from ``value`` read at ``at``: (producer id, map)."""
-    ins = module.get(value)
-    while isinstance(PRIMITIVES[ins.op].lowering, View):
-        vm = view_map(module, ins)
-        at = vm.compose(at.exprs, at.extents)
-        ins = module.get(ins.operands[0])
-    return ins.id, at
-
-
-def root_reads(module: Module, root: int, inlined: set[int]):
-    """Every (producer, map over the root's read space) the root's
-    expression reads, looking through views and inlined values."""
-    ins = module.get(root)
-    space = read_space(module, ins)
-    out, stack = [], [(o, IndexMap.identity(space)) for o in ins.operands]
-    while stack:
-        value, at = stack.pop()
-        src, at = resolve(module, value, at)
-        if src in inlined:
-            stack += [(o, at) for o in module.get(src).operands]
-        else:
-            out.append((src, at))
-    return out
-
-
-def read_space(module: Module, ins) -> tuple[int, ...]:
-    """The index space a compute instruction reads its operands over."""
-    if isinstance(PRIMITIVES[ins.op].lowering, Reduce):
-        return module.get(ins.operands[0]).shape
-    return ins.shape
 
 
 class Planner:
     def __init__(self, module: Module):
         self.m = module
         self.report: list[str] = []
+        self.kinds = {ins.id: _kind(ins) for ins in module.instructions}
         self.uses: dict[int, list[tuple[int | None, IndexMap]]] = {}
+        self.sources_of: dict[int, list[int]] = {}
         for ins in module.instructions:
             if self.kind(ins.id) in ("scalar", "reduce", "library"):
                 space = read_space(module, ins)
+                srcs = self.sources_of[ins.id] = []
                 for o in ins.operands:
                     src, at = resolve(module, o, IndexMap.identity(space))
                     self.uses.setdefault(src, []).append((ins.id, at))
+                    srcs.append(src)
         self.outputs = set()
         for o in module.outputs:
             src, _ = resolve(module, o, IndexMap.identity(module.get(o).shape))
             self.outputs.add(src)
 
+    def operand_sources(self, ins_id: int) -> list[int]:
+        """The producers a compute instruction reads, views resolved."""
+        return self.sources_of.get(ins_id, [])
+
     def kind(self, ins_id: int) -> str:
-        """What the planner does with an instruction, from its fusion kind:
-        elementwise ops fuse, broadcasts and injective ops are index maps,
-        reductions anchor row kernels, out-fusable and opaque ops run alone
-        (library calls); parameters and constants are buffers."""
-        prim = PRIMITIVES[self.m.get(ins_id).op]
-        if isinstance(prim.lowering, Source):
-            return "source"
-        if prim.kind == FusionKind.ELEMENTWISE:
-            return "scalar"
-        if prim.kind in (FusionKind.BROADCAST, FusionKind.INJECTIVE):
-            return "view"
-        if prim.kind == FusionKind.REDUCTION:
-            return "reduce"
-        return "library"
+        """What the planner does with an instruction (see ``_kind``)."""
+        return self.kinds[ins_id]
 
     def say(self, text: str) -> None:
         self.report.append(text)
@@ -211,23 +135,22 @@ class Planner:
         if kind != "scalar":
             return False
         uses = self.uses.get(ins_id, [])
-        name = self.name(ins_id)
         if ins_id in self.outputs:
-            self.say(f"root {name}: it is an output of the program")
+            self.say(f"root {self.name(ins_id)}: it is an output of the program")
             return True
         if any(self.kind(c) == "library" for c, _ in uses):
-            self.say(f"root {name}: a library call reads it from memory")
+            self.say(f"root {self.name(ins_id)}: a library call reads it from memory")
             return True
         prim = PRIMITIVES[self.m.get(ins_id).op]
         op = prim.name
         if prim.expensive:
             if len(uses) > 1:
-                self.say(f"root {name}: expensive ({op}) with {len(uses)} "
+                self.say(f"root {self.name(ins_id)}: expensive ({op}) with {len(uses)} "
                          "uses; computed once, not duplicated")
                 return True
             injective = all(_injective(at) for _, at in uses)
             if not injective:
-                self.say(f"root {name}: expensive ({op}) read through a "
+                self.say(f"root {self.name(ins_id)}: expensive ({op}) read through a "
                          "broadcast; computed once, not duplicated")
                 return True
         return False
@@ -237,28 +160,40 @@ class Planner:
         return root_reads(self.m, root, inlined)
 
     def plan(self) -> FusionPlan:
-        roots = [i.id for i in self.m.instructions if self.is_root(i.id)]
+        chosen = {i.id for i in self.m.instructions if self.is_root(i.id)}
+        bound_duplication(self, chosen)
+        self.weights = op_weights(self.m)
+        self.cones = bound_kernel_size(self, chosen)
+        roots = [i.id for i in self.m.instructions if i.id in chosen]
         inlined = {i.id for i in self.m.instructions
-                   if self.kind(i.id) == "scalar" and i.id not in roots}
+                   if self.kind(i.id) == "scalar" and i.id not in chosen}
         groups: list[Group] = []
         group_of: dict[int, int] = {}
+        readers_of: dict[int, list[int]] = {}   # source -> group ids
+        all_reads: dict[int, list] = {}
         graph = KernelGraph()
         for root in roots:
             reads = self.root_reads(root, inlined)
-            target = self.choose(root, reads, groups, group_of, graph)
+            all_reads[root] = reads
+            target = self.choose(root, reads, groups, group_of, graph,
+                                 readers_of)
             if target is None:
                 target = self.new_group(root, groups)
                 graph.add_node(target.id)
                 self.say(f"new kernel {target.id} for {self.name(root)}")
             target.roots.append(root)
+            target.cone.absorb(self.cones[root], self.weights)
             group_of[root] = target.id
             for src, _ in reads:
-                if self.kind(src) == "source":
+                if self.kind(src) == "source" and \
+                        src not in target.sources:
                     target.sources.add(src)
+                    readers_of.setdefault(src, []).append(target.id)
                 if src in group_of and group_of[src] != target.id:
                     graph.add_edge(group_of[src], target.id)
         order = graph.order()
-        return FusionPlan(groups, group_of, inlined, order, self.report)
+        return FusionPlan(groups, group_of, inlined, order, self.report,
+                          all_reads)
 
     def new_group(self, root: int, groups: list[Group]) -> Group:
         ins = self.m.get(root)
@@ -271,15 +206,19 @@ class Planner:
         groups.append(group)
         return group
 
-    def choose(self, root, reads, groups, group_of, graph) -> Group | None:
-        """The first existing group ``root`` may join, or None."""
+    def choose(self, root, reads, groups, group_of, graph,
+               readers_of) -> Group | None:
+        """The first existing group ``root`` may join, or None: the latest
+        few groups reading the same inputs, then its producers' groups."""
         if self.kind(root) == "library":
             self.say(f"kernel for {self.name(root)}: library call (opaque)")
             return None
         producers = [group_of[s] for s, _ in reads if s in group_of]
         shared = {s for s, _ in reads if self.kind(s) == "source"}
-        siblings = [g.id for g in groups if g.sources & shared]
-        candidates = list(dict.fromkeys(reversed(producers + siblings)))
+        siblings = sorted({g for s in shared
+                           for g in readers_of.get(s, ())[-SIBLING_TRIES:]},
+                          reverse=True)[:SIBLING_TRIES]
+        candidates = list(dict.fromkeys(siblings + producers[::-1]))
         for gid in candidates:
             group = groups[gid]
             reason = self.refusal(root, reads, group, group_of, graph)
@@ -298,6 +237,10 @@ class Planner:
     def refusal(self, root, reads, group, group_of, graph) -> str | None:
         if group.library:
             return "the kernel is a library call"
+        extra = group.cone.extra(self.cones[root], self.weights)
+        if group.cone.weight + extra > KERNEL_OPS:
+            return (f"the kernel would exceed {KERNEL_OPS} scalar ops "
+                    "(compile time grows faster than its size)")
         ins = self.m.get(root)
         if self.kind(root) == "reduce":
             axes = tuple(sorted(ins.attr("axes")))
@@ -327,13 +270,32 @@ class Planner:
             if want is None or seen != want:
                 return (f"reads {self.name(src)} at other points than the "
                         "kernel computes it")
+        others = {group_of[s] for s, _ in reads if s in group_of}
+        others.discard(group.id)
+        cyclic = others & graph.descendants(group.id) if others else set()
         for src, _ in reads:
-            other = group_of.get(src)
-            if other is not None and other != group.id and \
-                    graph.has_path(group.id, other):
+            if group_of.get(src) in cyclic:
+                other = group_of[src]
                 return (f"reads {self.name(src)}, computed by kernel {other} "
                         f"which needs kernel {group.id} first (a cycle)")
         return None
+
+
+def _kind(ins) -> str:
+    """What the planner does with an instruction, from its fusion kind:
+    elementwise ops fuse, broadcasts and injective ops are index maps,
+    reductions anchor row kernels, out-fusable and opaque ops run alone
+    (library calls); parameters and constants are buffers."""
+    prim = PRIMITIVES[ins.op]
+    if isinstance(prim.lowering, Source):
+        return "source"
+    if prim.kind == FusionKind.ELEMENTWISE:
+        return "scalar"
+    if prim.kind in (FusionKind.BROADCAST, FusionKind.INJECTIVE):
+        return "view"
+    if prim.kind == FusionKind.REDUCTION:
+        return "reduce"
+    return "library"
 
 
 def _injective(at: IndexMap) -> bool:
@@ -383,7 +345,7 @@ def verify_plan(module: Module) -> None:
     assert sorted(position) == [g.id for g in plan.groups]
     for group in plan.groups:
         for root in group.roots:
-            for src, _ in root_reads(module, root, plan.inlined):
+            for src, _ in root_reads(module, root, plan.inlined):  # fresh
                 other = plan.group_of.get(src)
                 if other is not None and other != group.id:
                     assert position[other] < position[group.id], \

@@ -91,13 +91,19 @@ class Module:
     outputs: tuple[int, ...] = ()
 
     def __post_init__(self):
-        self._by_id = {ins.id: ins for ins in self.instructions}
+        self._index()
         self.notes: dict[int, str] = {}   # printed after an instruction
         self.fusion = None                # set by the fusion pass
 
+    def _index(self) -> None:
+        """Rebuild the id table and the next free id (one pass, so that
+        ``add`` costs O(1) and tracing n ops costs O(n))."""
+        self._by_id = {ins.id: ins for ins in self.instructions}
+        self._next_id = max(self._by_id, default=-1) + 1
+
     def add(self, op: str, operands, aval: Aval, attrs=(), loc=None) -> int:
-        new_id = (self.instructions[-1].id + 1) if self.instructions else 0
-        new_id = max(new_id, max(self._by_id, default=-1) + 1)
+        new_id = self._next_id
+        self._next_id += 1
         ins = Instruction(new_id, op, tuple(operands), aval,
                           tuple(attrs), loc)
         self.instructions.append(ins)
@@ -111,7 +117,7 @@ class Module:
                     outputs: tuple[int, ...]) -> None:
         self.instructions = list(instructions)
         self.outputs = tuple(outputs)
-        self._by_id = {ins.id: ins for ins in self.instructions}
+        self._index()
 
     @property
     def parameters(self) -> list[Instruction]:

@@ -130,13 +130,19 @@ def constant_fold(module: Module) -> bool:
     whose operands are all constants, whose result has at most FOLD_LIMIT
     elements and whose operands at most FOLD_INPUT_LIMIT (so compiling never
     materializes or scans a large constant; a broadcast is never expanded).  An elementwise op on broadcasts of constants folds on the small
-    constants and is broadcast again."""
-    changed = False
-    for ins in list(module.instructions):
+    constants and is broadcast again.  One pass, and the module is rebuilt
+    once, whatever the number of folds."""
+    folded: dict[int, list[Instruction]] = {}   # id -> what replaces it
+    current: dict[int, Instruction] = {}
+
+    def get(ins_id: int) -> Instruction:
+        return current.get(ins_id) or module.get(ins_id)
+
+    for ins in module.instructions:
         prim = PRIMITIVES[ins.op]
         if isinstance(prim.lowering, Source) or not ins.operands:
             continue
-        operands = [module.get(o) for o in ins.operands]
+        operands = [get(o) for o in ins.operands]
         if all(o.op == "constant" for o in operands):
             largest = max(o.aval.size for o in operands)
             grows = ins.aval.size > largest
@@ -144,22 +150,29 @@ def constant_fold(module: Module) -> bool:
                     (isinstance(prim.lowering, View) and grows):
                 continue
             value = _evaluate(prim, ins, [o.attr("value") for o in operands])
-            _replace_with_constant(module, ins, value)
-            changed = True
+            new = [Instruction(ins.id, "constant", (), ins.aval,
+                               (("value", value),), ins.loc)]
         elif isinstance(prim.lowering, Scalar) and _same_broadcasts(operands):
-            small = [module.get(o.operands[0]) for o in operands]
+            small = [get(o.operands[0]) for o in operands]
             if not all(s.op == "constant" for s in small):
                 continue
             shape = small[0].shape
             value = _evaluate(prim, Instruction(
                 ins.id, ins.op, (), Aval(shape, ins.dtype), ins.attrs),
                 [s.attr("value") for s in small])
-            const = _constant(module, value)
-            broadcast = Instruction(ins.id, "broadcast", (const,), ins.aval,
-                                    operands[0].attrs, ins.loc)
-            _swap(module, ins.id, broadcast, before=const)
-            changed = True
-    return changed
+            const = module.get(_constant(module, value))
+            new = [const, Instruction(ins.id, "broadcast", (const.id,),
+                                      ins.aval, operands[0].attrs, ins.loc)]
+        else:
+            continue
+        folded[ins.id] = new
+        current.update((n.id, n) for n in new)
+    if folded:
+        rebuilt = []
+        for ins in module.instructions:
+            rebuilt += folded.get(ins.id, [ins])
+        module.replace_all(rebuilt, module.outputs)
+    return bool(folded)
 
 
 def _same_broadcasts(operands) -> bool:
@@ -181,22 +194,3 @@ def _constant(module: Module, value: np.ndarray) -> int:
                         [("value", value)])
     module.instructions.pop()          # placed by the caller
     return new_id
-
-
-def _replace_with_constant(module, ins, value) -> None:
-    const = Instruction(ins.id, "constant", (), ins.aval,
-                        (("value", value),), ins.loc)
-    _swap(module, ins.id, const)
-
-
-def _swap(module: Module, ins_id: int, new: Instruction,
-          before: int | None = None) -> None:
-    out = []
-    for ins in module.instructions:
-        if ins.id == ins_id:
-            if before is not None:
-                out.append(module.get(before))
-            out.append(new)
-        else:
-            out.append(ins)
-    module.replace_all(out, module.outputs)

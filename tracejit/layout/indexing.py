@@ -16,6 +16,7 @@ contiguous axis) stay purely affine and therefore vectorizable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 import math
 
 
@@ -206,16 +207,40 @@ class IndexMap:
     extents: tuple[int, ...]
     exprs: tuple[Affine, ...]
 
+    def __hash__(self) -> int:
+        # Maps key the planner's and lowering's memo tables; hashing the
+        # nested expressions each time was most of lowering's time.
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.extents, self.exprs))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __eq__(self, other) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, IndexMap):
+            return NotImplemented
+        return self.extents == other.extents and self.exprs == other.exprs
+
     @staticmethod
     def identity(shape: tuple[int, ...]) -> "IndexMap":
-        return IndexMap(tuple(shape), tuple(var(k) for k in range(len(shape))))
+        return _identity_map(tuple(shape))
 
     def compose(self, inner: tuple[Affine, ...],
                 extents: tuple[int, ...]) -> "IndexMap":
         """The map ``point -> self(inner(point))`` over ``extents``."""
         extents = tuple(extents)
+        # Planning and lowering compose along every read; most maps are
+        # identities, and composing with one changes nothing (unless a
+        # unit extent's variable is there to drop).
+        if extents == self.extents and 1 not in extents and \
+                inner == _identity_exprs(len(extents)):
+            return self
         # A variable over an extent of 1 is always 0: drop it up front.
         inner = tuple(_drop_unit_vars(e, extents) for e in inner)
+        if self.is_identity():           # self(inner(p)) is inner(p)
+            return IndexMap(extents, inner)
         return IndexMap(extents,
                         tuple(substitute(e, inner, extents) for e in self.exprs))
 
@@ -256,11 +281,32 @@ class IndexMap:
             inner.append(mod(quotient, size, shape))
         return self.compose(tuple(inner), shape)
 
+    def size(self) -> int:
+        """Terms in every expression, nested ones included (iterative:
+        nesting may be deep)."""
+        count, stack = 0, list(self.exprs)
+        while stack:
+            terms = stack.pop().terms
+            count += len(terms)
+            stack += [atom.expr for atom, _ in terms
+                      if not isinstance(atom, Var)]
+        return count
+
     def is_identity(self) -> bool:
-        return self == IndexMap.identity(self.extents)
+        return self.exprs == _identity_exprs(len(self.extents))
 
     def __str__(self) -> str:
         return "(" + ", ".join(str(e) for e in self.exprs) + ")"
+
+
+@functools.lru_cache(maxsize=256)
+def _identity_exprs(rank: int) -> tuple[Affine, ...]:
+    return tuple(var(k) for k in range(rank))
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_map(shape: tuple[int, ...]) -> IndexMap:
+    return IndexMap(shape, _identity_exprs(len(shape)))
 
 
 def _drop_unit_vars(expr: Affine, extents: tuple[int, ...]) -> Affine:

@@ -47,28 +47,33 @@ def liveness(program: Program) -> dict[int, tuple[int, int]]:
 
 
 def assign_buffers(program: Program) -> Program:
+    """Place every temporary (see the module docstring).  Each temporary
+    is checked only against those placed ones live at one of its own
+    steps (an index per step), so a long program of short-lived
+    temporaries costs about its length, not its length squared."""
     spans = liveness(program)
-    placed: list[tuple[int, int, int, int]] = []   # (start, end, lo, hi)
+    live_at: list[list[tuple[int, int]]] = [[] for _ in program.steps]
     temps = sorted((program.buffers[b] for b in spans),
                    key=lambda buf: (-buf.nbytes, buf.id))
+    top = 0
     for buf in temps:
         start, end = spans[buf.id]
         size = _aligned(buf.nbytes)
-        busy = sorted((lo, hi) for s, e, lo, hi in placed
-                      if s <= end and start <= e)
+        busy = sorted({r for n in range(start, end + 1) for r in live_at[n]})
         offset = 0
         for lo, hi in busy:
             if offset + size <= lo:
                 break
             offset = max(offset, hi)
         buf.offset = offset
-        placed.append((start, end, offset, offset + size))
+        for n in range(start, end + 1):
+            live_at[n].append((offset, offset + size))
+        top = max(top, offset + size)
     for buf in program.buffers:          # written, never read: still placed
         if buf.kind == "temp" and buf.offset is None:
-            buf.offset = max((hi for *_, hi in placed), default=0)
-            placed.append((0, len(program.steps), buf.offset,
-                           buf.offset + _aligned(buf.nbytes)))
-    program.arena_bytes = max((hi for *_, hi in placed), default=0)
+            buf.offset = top
+            top += _aligned(buf.nbytes)
+    program.arena_bytes = top
     return program
 
 

@@ -84,15 +84,32 @@ class Traced:
         positional, keywords = self.bind(args, kwargs)
         return self.impl(*positional, **keywords)
 
+    @functools.cached_property
+    def leading(self) -> tuple:
+        """numpy's parameters that a plain positional call fills in order
+        (the common call, bound without ``inspect``'s general binder)."""
+        out = []
+        for p in self.parameters.values():
+            if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                break
+            out.append(p)
+        return tuple(out)
+
     def bind(self, args, kwargs) -> tuple[list, dict]:
         """(positional, keyword) arguments for the implementation."""
-        try:
-            bound = numpy_signature(self.numpy_fn).bind(*args, **kwargs)
-        except TypeError as err:
-            raise ArgumentError(f"{self.name}: {err} at "
-                                f"{user_location()}") from None
+        leading = self.leading
+        if not kwargs and len(args) <= len(leading) and all(
+                p.default is not p.empty for p in leading[len(args):]):
+            pairs = [(p.name, v) for p, v in zip(leading, args)]
+        else:
+            try:
+                bound = numpy_signature(self.numpy_fn).bind(*args, **kwargs)
+            except TypeError as err:
+                raise ArgumentError(f"{self.name}: {err} at "
+                                    f"{user_location()}") from None
+            pairs = bound.arguments.items()
         positional, keywords = [], {}
-        for name, value in bound.arguments.items():
+        for name, value in pairs:
             param = self.parameters[name]
             if param.kind is param.VAR_KEYWORD:
                 for key, item in value.items():

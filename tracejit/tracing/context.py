@@ -19,15 +19,27 @@ _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
 _state = threading.local()
 
 
+_internal: dict[str, bool] = {}     # code filename -> inside tracejit/numpy
+
+
+def _is_internal(filename: str) -> bool:
+    known = _internal.get(filename)
+    if known is None:
+        path = os.path.abspath(filename)
+        known = _internal[filename] = (path.startswith(_PACKAGE_DIR)
+                                       or path.startswith(_NUMPY_DIR)
+                                       or path.startswith("<frozen"))
+    return known
+
+
 def user_location() -> str:
-    """``file:line`` of the innermost frame outside tracejit and numpy."""
+    """``file:line`` of the innermost frame outside tracejit and numpy
+    (called for every traced op, so each file is classified once)."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if not (filename.startswith(_PACKAGE_DIR)
-                or filename.startswith(_NUMPY_DIR)
-                or filename.startswith("<frozen")):
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        filename = frame.f_code.co_filename
+        if not _is_internal(filename):
+            return f"{filename}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
 

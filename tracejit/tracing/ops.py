@@ -124,6 +124,10 @@ def broadcast_to(t: Tracer, shape: tuple[int, ...], op="broadcast_to"):
                       t.weak)
 
 
+# supported dtype -> its name (``dtype.name`` costs a microsecond a call)
+_NAMES = {np.dtype(name): name for name in SUPPORTED_DTYPES}
+
+
 def resolve(ufunc, operands: list[Tracer], dtype=None,
             casting="same_kind"):
     """numpy's loop dtypes for ``ufunc`` on these operands: (input dtype
@@ -147,12 +151,12 @@ def resolve(ufunc, operands: list[Tracer], dtype=None,
                                f"{user_location()}") from None
     names = []
     for dt in dtypes:
-        if dt.name not in SUPPORTED_DTYPES:
+        if dt not in _NAMES:
             raise UnsupportedError(
                 f"numpy.{ufunc.__name__} on {describe(operands)} computes in "
                 f"{dt.name}, which tracejit does not support at "
                 f"{user_location()}")
-        names.append(dt.name)
+        names.append(_NAMES[dt])
     return names[:ufunc.nin], names[ufunc.nin:]
 
 

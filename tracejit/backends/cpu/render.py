@@ -18,6 +18,7 @@ from __future__ import annotations
 from ...fusion.kernel import Kernel, ScalarOp, combiner_identity
 from ...layout.indexing import Affine, FloorDiv, IndexMap, Mod, Var
 from . import scalar
+from .compiler import QUICK_MARK, tier_mark
 from .scalar import LLVM_TYPE, MEMORY_TYPE, RULES, literal
 # scalar.py reaches the vector math lazily (the vmath modules import
 # scalar.literal); loading them here keeps that import off the first call
@@ -59,14 +60,17 @@ class Emitter:
         """Loop metadata that keeps the vectorizer off one loop (each loop
         needs its own distinct id; the property node !0 is shared)."""
         self.declare('!0 = !{!"llvm.loop.vectorize.enable", i1 false}')
-        n = sum(1 for d in self.declarations if "distinct" in d) + 1
+        self.declarations.loop_tags += 1      # O(1): no scan of the set
+        n = self.declarations.loop_tags
         self.declare(f"!{n} = distinct !{{!{n}, !0}}")
         return f", !llvm.loop !{n}"
 
 
 class KernelRenderer:
-    def __init__(self, kernel: Kernel, declarations: set, helpers: set):
+    def __init__(self, kernel: Kernel, declarations: set, helpers: set,
+                 quick: bool = False):
         self.k = kernel
+        self.quick = quick
         self.e = Emitter(declarations, helpers)
         self.vars: dict[int, str] = {}          # iteration var -> i64 value
         self.strides: dict[tuple[int, int], str] = {}
@@ -251,7 +255,7 @@ class KernelRenderer:
         if inner is None:
             body(False)
             return
-        if not runtime_steps:
+        if not runtime_steps or self.quick:
             self.loop(inner, lambda: body(False))
             return
         e = self.e
@@ -308,7 +312,7 @@ class KernelRenderer:
         """One point of stage ``s``'s loop: ops, reductions, stores."""
         e, stage = self.e, self.k.stages[s]
         values = self.scalar_ops(stage.ops, offsets)
-        first = sum(len(st.reductions) for st in self.k.stages[:s])
+        first = self.k.first_reduction[s]
         for n, red in enumerate(stage.reductions):
             slot, acc_dtype = self.acc(first + n)
             v = scalar.convert(e, values[red.value],
@@ -437,17 +441,29 @@ def column_axis(k: Kernel) -> int | None:
     return last
 
 
+class Declarations(set):
+    """The module's declarations, and how many loop tags they hold."""
+
+    loop_tags = 0
+
+
 def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit()
 
 
 def render_module(kernels: list[Kernel], name: str = "tracejit") -> str:
     """One LLVM module holding every kernel of a program."""
-    declarations: set = set()
+    declarations: set = Declarations()
     helpers: set = set()
-    bodies = [KernelRenderer(k, declarations, helpers).render()
+    # big programs compile in a cheaper tier (compiler.py); in the quick
+    # one each inner loop is emitted once (its unit-stride copy is there
+    # for the vectorizer, which that tier does not run)
+    mark = tier_mark(sum(k.op_count for k in kernels))
+    quick = mark == QUICK_MARK
+    bodies = [KernelRenderer(k, declarations, helpers, quick).render()
               for k in kernels]
-    head = [f"; ModuleID = '{name}'"]
+    head = [mark] if mark else []     # first: compiler.py reads it there
+    head += [f"; ModuleID = '{name}'"]
     head += sorted(declarations)
     head += [scalar.ipow_helper(t) for _, t in sorted(helpers)]
     return "\n".join(head) + "\n\n" + "\n".join(bodies)

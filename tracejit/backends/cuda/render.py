@@ -185,7 +185,7 @@ def _ops(kernel: Kernel, s: int, after: bool, names: tuple,
     (a row kept in shared memory by an earlier stage)."""
     ops, _, prefix = _part(kernel, s, after)
     # reductions finished so far: earlier stages', plus this one's if after
-    done = sum(len(st.reductions) for st in kernel.stages[:s + after])
+    done = kernel.first_reduction[s + after]
     lines = []
     for k, op in enumerate(ops):
         if loads and k in loads:

@@ -39,7 +39,7 @@ def _names(kernel: Kernel) -> tuple[tuple, tuple]:
 
 def _reductions(kernel: Kernel, s: int) -> list[tuple[int, object]]:
     """(number, Reduction) of stage ``s``'s reductions."""
-    first = sum(len(st.reductions) for st in kernel.stages[:s])
+    first = kernel.first_reduction[s]
     return [(first + n, red)
             for n, red in enumerate(kernel.stages[s].reductions)]
 
