@@ -36,6 +36,7 @@ from hypothesis import given, note, reject, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import tracejit
 from tracejit.hlo import evaluate
 from tracejit.hlo.primitives import PRIMITIVES
 
@@ -654,3 +655,20 @@ def test_composite_pattern(backend, name, dtype, data):
                   label="y")
     check_on(backend, PATTERNS[name], [x, y],
              _relative(64, EPS_DTYPE.get(name)), what=name)
+
+
+def test_reductions_of_an_earlier_stage_listed_later_keep_their_number():
+    """Was: a row kernel numbered reductions in the order its roots were
+    listed, but read them stage by stage; here the sum of tanh(a) (stage
+    0, listed after the stage-1 sum of d) read d's accumulator and both
+    outputs were silently wrong."""
+    def f(a):
+        t = np.tanh(a)
+        d = a + (a - a.sum(axis=1, keepdims=True) * 0.25)
+        e = d - d.sum(axis=1, keepdims=True) * 0.25
+        u = t - t.sum(axis=1, keepdims=True) * 0.25
+        return u, e
+
+    a = np.random.default_rng(0).uniform(-1, 1, (4, 4))
+    for got, want in zip(tracejit.jit(f)(a), f(a)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)

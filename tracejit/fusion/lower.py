@@ -216,7 +216,11 @@ class KernelBuilder(ValueGenerator):
                 if src in later_reads:
                     self.read_maps.setdefault(src, set()).add(at)
         self.local_of = {v: None for v in later_reads if self.row_local(v)}
-        for root in g.roots:
+        # stage by stage: reductions are numbered as they are made, and a
+        # kernel numbers them stage by stage (``Kernel.reductions``), so a
+        # root of an earlier stage listed after one of a later stage must
+        # not be made after it (it read the wrong accumulator)
+        for root in sorted(g.roots, key=self.level.__getitem__):
             s = self.level[root]
             self.stage(s)
             ins = self.m.get(root)
