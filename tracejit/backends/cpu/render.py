@@ -19,51 +19,11 @@ from ...fusion.kernel import Kernel, ScalarOp, combiner_identity
 from ...layout.indexing import Affine, FloorDiv, IndexMap, Mod, Var
 from . import scalar
 from .compiler import QUICK_MARK, tier_mark
+from .emitter import Declarations, Emitter, is_int
 from .scalar import LLVM_TYPE, MEMORY_TYPE, RULES, literal
 # scalar.py reaches the vector math lazily (the vmath modules import
 # scalar.literal); loading them here keeps that import off the first call
 from . import vmath, vmath_pow  # noqa: E402,F401
-
-
-class Emitter:
-    """Accumulates LLVM instructions with fresh SSA names."""
-
-    def __init__(self, declarations: set, helpers: set):
-        self.lines: list[str] = []
-        self.counter = 0
-        self.declarations = declarations
-        self.helpers = helpers
-
-    def fresh(self, hint: str = "t") -> str:
-        self.counter += 1
-        return f"%{hint}{self.counter}"
-
-    def emit(self, rhs: str, hint: str = "t") -> str:
-        name = self.fresh(hint)
-        self.lines.append(f"  {name} = {rhs}")
-        return name
-
-    def raw(self, line: str) -> None:
-        self.lines.append(line if line.endswith(":") else f"  {line}")
-
-    def label(self, hint: str) -> str:
-        self.counter += 1
-        return f"{hint}{self.counter}"
-
-    def declare(self, decl: str) -> None:
-        self.declarations.add(decl)
-
-    def need_helper(self, name: str, t: str) -> None:
-        self.helpers.add((name, t))
-
-    def scalar_loop_tag(self) -> str:
-        """Loop metadata that keeps the vectorizer off one loop (each loop
-        needs its own distinct id; the property node !0 is shared)."""
-        self.declare('!0 = !{!"llvm.loop.vectorize.enable", i1 false}')
-        self.declarations.loop_tags += 1      # O(1): no scan of the set
-        n = self.declarations.loop_tags
-        self.declare(f"!{n} = distinct !{{!{n}, !0}}")
-        return f", !llvm.loop !{n}"
 
 
 class KernelRenderer:
@@ -234,7 +194,7 @@ class KernelRenderer:
         splits = {key: self.split(arg, idx, inner)
                   for key, arg, idx in accesses}
         runtime_steps = [s[1] for s in splits.values()
-                         if s is not None and not _is_int(s[1])]
+                         if s is not None and not is_int(s[1])]
 
         def body(unit: bool):
             offsets = {}
@@ -244,7 +204,7 @@ class KernelRenderer:
                     offsets[key] = self.offset(arg, idx)
                     continue
                 base, step = sp
-                if unit and not _is_int(step):
+                if unit and not is_int(step):
                     step = "1"
                 moved = self.vars[inner] if step == "1" else \
                     self.e.emit(f"mul i64 {self.vars[inner]}, {step}")
@@ -439,16 +399,6 @@ def column_axis(k: Kernel) -> int | None:
     if width < 2 or width * 8 * len(stage.reductions) > COLUMN_SCRATCH_BYTES:
         return None
     return last
-
-
-class Declarations(set):
-    """The module's declarations, and how many loop tags they hold."""
-
-    loop_tags = 0
-
-
-def _is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit()
 
 
 def render_module(kernels: list[Kernel], name: str = "tracejit") -> str:
