@@ -116,7 +116,9 @@ def _visible_elsewhere(t, refs: int) -> str | None:
     if isinstance(PRIMITIVES[ins.op].lowering, View):
         return ("it is a view: numpy would also modify the array it views, "
                 "and tracejit does not write through views yet")
-    for other in module.instructions[::-1]:
+    listing = module.instructions
+    for k in range(len(listing) - 1, -1, -1):      # newest first, no copy
+        other = listing[k]
         if other.id <= t.id:
             break
         if t.id in other.operands and \
