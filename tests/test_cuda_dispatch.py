@@ -154,6 +154,7 @@ def fake_cupy(recorder):
         id=0, attributes={"MultiProcessorCount": 132})
     cuda.runtime = types.SimpleNamespace(
         getDeviceCount=lambda: 1, getDevice=lambda: 0,
+        setDevice=lambda d: None, free=lambda p: None,
         CUDARuntimeError=RuntimeError,
         streamBeginCapture=recorder.begin_capture,
         streamEndCapture=recorder.end_capture,

@@ -151,10 +151,15 @@ def build_call(exe, single: bool = False):
              "RuntimeApiError": cp.cuda.runtime.CUDARuntimeError,
              "out_of_memory": exe._out_of_memory,
              "launch_failed": exe._launch_failed, "gemm": exe._gemm,
-             "wrong_count": exe._wrong_count, "steps": exe._steps}
+             "wrong_count": exe._wrong_count, "steps": exe._steps,
+             "thread": exe._thread, "make_ready": exe._make_ready}
     ps = [f"p{i}" for i in range(len(exe._param_specs))]
     listed = "[" + ", ".join(ps) + "]"
     lines = ["def call(args):",
+             "    try:",             # free unless this thread is new
+             "        thread.ready",
+             "    except AttributeError:",
+             "        make_ready()",
              "    try:",
              f"        ({''.join(p + ', ' for p in ps)}) = args",
              "    except ValueError:",
@@ -225,7 +230,7 @@ def build_call(exe, single: bool = False):
                  "else:",
                  "    graph_launch(graph, stream)"]
     lines = prelude + lines
-    lines += ["            " + line for line in body]
+    lines += ["            " + line for line in body or ["pass"]]
     lines += ["    except OutOfMemoryError as exc:",
               "        raise out_of_memory(exc) from None",
               "    except (DriverError, RuntimeApiError) as exc:",

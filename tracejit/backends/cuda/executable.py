@@ -190,6 +190,7 @@ class CudaExecutable:
         self._stream_ptr = _stream_pointer(cupy)
         self._upload = functools.partial(upload, cupy)
         self._driver, self._lock = _driver, threading.Lock()
+        self._thread = threading.local()
         self._graphs = _graph_cache(cupy, self._steps)
         self._call, self.call_text = build_call(self)
         self._single = None
@@ -255,6 +256,16 @@ class CudaExecutable:
         first seen; later calls with the same strides trust the caller, as
         the jit keys executables by shape and dtype."""
         return self._call(args)
+
+    def _make_ready(self) -> None:
+        """Make the current device's primary context current on a thread
+        calling for the first time: kernels launch through the driver,
+        which (unlike CuPy's runtime calls) finds no context on a new
+        thread that has made no runtime call yet."""
+        runtime = self._cp.cuda.runtime
+        runtime.setDevice(runtime.getDevice())
+        runtime.free(0)
+        self._thread.ready = True
 
     def _wrong_count(self, args) -> TypeError:
         return TypeError(f"{self.program.name}: expected "
