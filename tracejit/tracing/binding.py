@@ -76,7 +76,7 @@ class Traced:
                       if p.kind in _POSITIONAL}
         return frozenset(names)
 
-    @property
+    @functools.cached_property
     def parameters(self):
         return numpy_signature(self.numpy_fn).parameters
 
